@@ -1,0 +1,13 @@
+"""skvae: variational autoencoders as scikit-learn estimators.
+
+:class:`SparseVAE` puts a heavy-tailed sparse prior (Cauchy, Laplace, Student-t) on the
+latent code, :class:`GaussianVAE` the standard normal one. Both are transformers with
+``fit``, ``transform``, ``inverse_transform``, ``sample``, ``score`` and ``score_samples``
+around a PyTorch module.
+"""
+
+from ._vae import GaussianVAE, SparseVAE
+
+__version__ = "0.1.0"
+
+__all__ = ["GaussianVAE", "SparseVAE", "__version__"]

@@ -1,0 +1,172 @@
+"""The torch module inside the estimators: an MLP encoder and decoder around a latent prior."""
+
+import math
+
+import torch
+from torch import nn
+from torch.distributions import Bernoulli, Normal, kl_divergence
+from torch.nn import functional as F
+
+from ._distributions import POSTERIORS, PRIORS, kl_is_closed_form
+
+ACTIVATIONS = {"identity": nn.Identity, "logistic": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
+
+# Smallest posterior scale: keeps log q(z|x) finite when the encoder saturates.
+_MIN_POSTERIOR_SCALE = 1e-6
+
+
+def _inverse_softplus(x):
+    return x + torch.log(-torch.expm1(-x))
+
+
+class GaussianLikelihood(nn.Module):
+    """p(x|z) = N(decoder(z), diag(scale^2)) with a learned per-feature scale.
+
+    The scale is floored at ``1e-3`` times the data's mean feature standard deviation: a
+    feature that the decoder reproduces exactly (a constant pixel, say) would otherwise drive
+    its scale, and the ELBO, to infinity.
+    """
+
+    def __init__(self, n_features):
+        super().__init__()
+        self.raw_scale = nn.Parameter(torch.zeros(n_features))
+        self.register_buffer("min_scale", torch.ones(()))
+
+    @staticmethod
+    def check_data(X):
+        pass
+
+    @torch.no_grad()
+    def reset_parameters(self, X, output_bias):
+        std = X.std(0, unbiased=False) if X.shape[0] > 1 else torch.zeros_like(X[0])
+        floor = 1e-3 * std.mean()
+        self.min_scale.fill_(floor.item() if floor > 0 else 1e-3)
+        scale = (std - self.min_scale).clamp_min(self.min_scale)
+        self.raw_scale.copy_(_inverse_softplus(scale))
+        output_bias.copy_(X.mean(0))
+
+    def forward(self, output):
+        scale = self.min_scale + F.softplus(self.raw_scale)
+        return Normal(output, scale, validate_args=False)
+
+
+class BernoulliLikelihood(nn.Module):
+    """p(x|z) = Bernoulli(sigmoid(decoder(z))), for data in [0, 1] (binary or intensities)."""
+
+    def __init__(self, n_features):
+        super().__init__()
+
+    @staticmethod
+    def check_data(X):
+        low, high = X.min(), X.max()
+        if low < 0 or high > 1:
+            raise ValueError(
+                "likelihood='bernoulli' needs data in [0, 1], got values in "
+                f"[{low:.4g}, {high:.4g}]; rescale it first, e.g. with MinMaxScaler."
+            )
+
+    @torch.no_grad()
+    def reset_parameters(self, X, output_bias):
+        mean = X.mean(0).clamp(1e-3, 1 - 1e-3)
+        output_bias.copy_(torch.logit(mean))
+
+    def forward(self, output):
+        return Bernoulli(logits=output, validate_args=False)
+
+
+LIKELIHOODS = {"gaussian": GaussianLikelihood, "bernoulli": BernoulliLikelihood}
+
+
+def _mlp(sizes, activation, generator):
+    """Linear layers of ``sizes`` with ``activation`` between them (none after the last).
+
+    Layers are built uninitialised and then given torch's default initialisation from
+    ``generator``, so that building a module never touches torch's global random state.
+    """
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        linear = nn.utils.skip_init(nn.Linear, n_in, n_out)
+        nn.init.kaiming_uniform_(linear.weight, a=math.sqrt(5), generator=generator)
+        bound = 1 / math.sqrt(n_in) if n_in > 0 else 0
+        nn.init.uniform_(linear.bias, -bound, bound, generator=generator)
+        layers.append(linear)
+        if i < len(sizes) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+class VAEModule(nn.Module):
+    """A variational autoencoder: q(z|x) from an MLP encoder, p(x|z) from a mirrored decoder.
+
+    Parameters
+    ----------
+    n_features, n_components : int
+        Data and latent dimensions.
+    hidden_layer_sizes : sequence of int
+        Encoder hidden layers; the decoder uses them in reverse order.
+    activation, prior, posterior, likelihood : str
+        Names in ``ACTIVATIONS``, ``PRIORS``, ``POSTERIORS`` and ``LIKELIHOODS``.
+    df : float or None
+        Degrees of freedom of a Student-t prior; None for the other priors.
+    generator : torch.Generator
+        Source of the initial weights.
+    """
+
+    def __init__(
+        self,
+        n_features,
+        n_components,
+        hidden_layer_sizes,
+        activation,
+        prior,
+        posterior,
+        likelihood,
+        df,
+        generator,
+    ):
+        super().__init__()
+        hidden = list(hidden_layer_sizes)
+        self.encoder = _mlp([n_features, *hidden, 2 * n_components], activation, generator)
+        self.decoder = _mlp([n_components, *hidden[::-1], n_features], activation, generator)
+        self.likelihood = LIKELIHOODS[likelihood](n_features)
+        self.register_buffer("prior_loc", torch.zeros(n_components))
+        self.register_buffer("prior_scale", torch.ones(n_components))
+        self.register_buffer(
+            "prior_df", None if df is None else torch.full((n_components,), float(df))
+        )
+        self._prior_family = PRIORS[prior]
+        self._posterior_family = POSTERIORS[posterior]
+        self.analytic_kl = kl_is_closed_form(self.posterior(torch.zeros(1, n_features)), self.prior())
+
+    def reset_output(self, X):
+        """Start the decoder at the data's mean and the likelihood at its spread."""
+        self.likelihood.reset_parameters(X, self.decoder[-1].bias)
+
+    def prior(self):
+        return self._prior_family(self.prior_loc, self.prior_scale, self.prior_df)
+
+    def posterior(self, x):
+        loc, raw_scale = self.encoder(x).chunk(2, dim=-1)
+        scale = F.softplus(raw_scale) + _MIN_POSTERIOR_SCALE
+        return self._posterior_family(loc, scale, validate_args=False)
+
+    def decode(self, z):
+        """p(x|z) as a distribution over each feature."""
+        return self.likelihood(self.decoder(z))
+
+    def elbo(self, x, noise, beta=1.0):
+        """ELBO of each row of ``x``, ``E_q[log p(x|z)] - beta * KL(q(z|x) || p(z))``.
+
+        ``noise`` holds uniform draws of shape ``(..., n_rows or 1, n_components)``; each draw
+        is turned into one reparameterized z per row, and the result has the leading shape of
+        ``noise`` without its last axis. The KL is the closed form when torch's registry has
+        one for the (posterior, prior) pair, else log q(z|x) - log p(z) at the same z.
+        """
+        posterior, prior = self.posterior(x), self.prior()
+        z = posterior.icdf(noise)
+        log_likelihood = self.decode(z).log_prob(x).sum(-1)
+        if self.analytic_kl:
+            kl = kl_divergence(posterior, prior).sum(-1)
+        else:
+            kl = (posterior.log_prob(z) - prior.log_prob(z)).sum(-1)
+        return log_likelihood - beta * kl

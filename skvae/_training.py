@@ -1,0 +1,48 @@
+"""One training function and one inference helper, both over tensors already on the device."""
+
+import numpy as np
+import torch
+
+from ._distributions import uniform
+
+# Rows per inference batch (divided by the number of Monte Carlo samples when scoring).
+INFERENCE_BATCH_SIZE = 4096
+
+
+def as_tensor(X, device):
+    """float32 tensor of the array ``X`` on ``device`` (shares memory when it safely can)."""
+    X = np.asarray(X, dtype=np.float32)
+    if not X.flags.writeable:  # torch cannot wrap read-only memory (e.g. a read-only memmap)
+        X = X.copy()
+    return torch.from_numpy(X).to(device)
+
+
+def train_epoch(module, optimizer, X, *, batch_size, beta, generator):
+    """One pass of minibatch gradient ascent on the ELBO over the rows of ``X``.
+
+    ``X`` is a tensor already on the module's device; batches are slices of a random
+    permutation drawn from ``generator``. Returns the mean training loss (the negative
+    beta-ELBO, in nats per row), with a single host synchronisation at the end.
+    """
+    n_samples = X.shape[0]
+    n_components = module.prior_loc.shape[0]
+    permutation = torch.randperm(n_samples, generator=generator, device=X.device)
+    total = torch.zeros((), device=X.device)
+    for start in range(0, n_samples, batch_size):
+        batch = X[permutation[start : start + batch_size]]
+        noise = uniform((batch.shape[0], n_components), generator, device=X.device)
+        loss = -module.elbo(batch, noise, beta).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach() * batch.shape[0]
+    return total.item() / n_samples
+
+
+def predict(function, X, device, batch_size=INFERENCE_BATCH_SIZE):
+    """``function`` applied to row batches of the array ``X``, concatenated, as a NumPy array."""
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, X.shape[0], batch_size):
+            outputs.append(function(as_tensor(X[start : start + batch_size], device)))
+        return torch.cat(outputs).cpu().numpy()

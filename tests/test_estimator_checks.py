@@ -1,0 +1,38 @@
+"""scikit-learn's estimator checks over every public estimator and every offered family pair."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skvae import GaussianVAE, SparseVAE
+
+# Cheap settings in the spirit of BernoulliRBM's (n_iter=5, batch_size=10).
+CHEAP = dict(n_components=2, hidden_layer_sizes=(8,), max_iter=5, batch_size=10, n_mc_samples=4)
+
+ESTIMATORS = [
+    GaussianVAE(**CHEAP),
+    SparseVAE(prior="cauchy", **CHEAP),
+    SparseVAE(prior="cauchy", posterior="cauchy", **CHEAP),
+    SparseVAE(prior="laplace", **CHEAP),
+    SparseVAE(prior="student-t", **CHEAP),
+    SparseVAE(prior="student-t", posterior="cauchy", **CHEAP),
+    # posterior='cauchy' with a normal or Laplace prior has an infinite KL and is refused
+    # at fit (tests/test_vae.py::test_infinite_kl_pairs_are_refused).
+]
+
+
+FLOAT32_REASON = (
+    "skvae computes in float32, torch's default: BLAS kernels chosen by batch size change "
+    "results by about one float32 ulp (1e-7 relative), above this check's atol=1e-7. Row "
+    "independence is tested at float32 tolerance in tests/test_vae.py."
+)
+
+
+def expected_failed_checks(estimator):
+    return {"check_methods_subset_invariance": FLOAT32_REASON}
+
+
+# Not strict: whether a one-ulp difference shows up depends on the fitted weights.
+@parametrize_with_checks(
+    ESTIMATORS, expected_failed_checks=expected_failed_checks, xfail_strict=False
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
