@@ -24,7 +24,8 @@ class GaussianLikelihood(nn.Module):
 
     The scale is floored at ``1e-3`` times the data's mean feature standard deviation: a
     feature that the decoder reproduces exactly (a constant pixel, say) would otherwise drive
-    its scale, and the ELBO, to infinity.
+    its scale, and the ELBO, to infinity. It starts at each feature's standard deviation, or
+    at the mean one for near-constant features, which the untrained decoder does not fit.
     """
 
     def __init__(self, n_features):
@@ -38,11 +39,10 @@ class GaussianLikelihood(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, X, output_bias):
-        std = X.std(0, unbiased=False) if X.shape[0] > 1 else torch.zeros_like(X[0])
-        floor = 1e-3 * std.mean()
-        self.min_scale.fill_(floor.item() if floor > 0 else 1e-3)
-        scale = (std - self.min_scale).clamp_min(self.min_scale)
-        self.raw_scale.copy_(_inverse_softplus(scale))
+        std = X.std(0, unbiased=False)
+        typical = std.mean().item() or 1.0
+        self.min_scale.fill_(1e-3 * typical)
+        self.raw_scale.copy_(_inverse_softplus(std.clamp_min(typical) - self.min_scale))
         output_bias.copy_(X.mean(0))
 
     def forward(self, output):
