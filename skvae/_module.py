@@ -84,7 +84,7 @@ def _mlp(sizes, activation, generator):
     ``generator``, so that building a module never touches torch's global random state.
     """
     layers = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         linear = nn.utils.skip_init(nn.Linear, n_in, n_out)
         nn.init.kaiming_uniform_(linear.weight, a=math.sqrt(5), generator=generator)
         bound = 1 / math.sqrt(n_in) if n_in > 0 else 0
@@ -136,7 +136,8 @@ class VAEModule(nn.Module):
         )
         self._prior_family = PRIORS[prior]
         self._posterior_family = POSTERIORS[posterior]
-        self.analytic_kl = kl_is_closed_form(self.posterior(torch.zeros(1, n_features)), self.prior())
+        dummy_posterior = self.posterior(torch.zeros(1, n_features))
+        self.analytic_kl = kl_is_closed_form(dummy_posterior, self.prior())
 
     def reset_output(self, X):
         """Start the decoder at the data's mean and the likelihood at its spread."""

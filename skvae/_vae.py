@@ -311,6 +311,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                     f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached and "
                     "the ELBO has not converged yet; increase max_iter.",
                     ConvergenceWarning,
+                    stacklevel=3,
                 )
         if early_stopping and best_state is not None:
             self.module_.load_state_dict(best_state)
