@@ -10,7 +10,9 @@ INFERENCE_BATCH_SIZE = 4096
 
 
 def as_tensor(X, device):
-    """float32 tensor of the array ``X`` on ``device`` (shares memory when it safely can)."""
+    """float32 tensor of ``X`` (an array, or a tensor) on ``device``, sharing memory if safe."""
+    if torch.is_tensor(X):
+        return X.to(device)
     X = np.asarray(X, dtype=np.float32)
     if not X.flags.writeable:  # torch cannot wrap read-only memory (e.g. a read-only memmap)
         X = X.copy()
@@ -40,7 +42,7 @@ def train_epoch(module, optimizer, X, *, batch_size, beta, generator):
 
 
 def predict(function, X, device, batch_size=INFERENCE_BATCH_SIZE):
-    """``function`` applied to row batches of the array ``X``, concatenated, as a NumPy array."""
+    """``function`` of row batches of ``X`` (array or tensor), concatenated, as a NumPy array."""
     outputs = []
     with torch.inference_mode():
         for start in range(0, X.shape[0], batch_size):
