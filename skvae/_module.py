@@ -163,11 +163,21 @@ class VAEModule(nn.Module):
         ``noise`` without its last axis. The KL is the closed form when torch's registry has
         one for the (posterior, prior) pair, else log q(z|x) - log p(z) at the same z.
         """
-        posterior, prior = self.posterior(x), self.prior()
+        posterior = self.posterior(x)
         z = posterior.icdf(noise)
         log_likelihood = self.decode(z).log_prob(x).sum(-1)
+        return log_likelihood - beta * self.kl(posterior, z).sum(-1)
+
+    def kl(self, posterior, z):
+        """KL(q(z|x) || p(z)) per latent dimension: closed form, or log q - log p at ``z``."""
+        prior = self.prior()
         if self.analytic_kl:
-            kl = kl_divergence(posterior, prior).sum(-1)
-        else:
-            kl = (posterior.log_prob(z) - prior.log_prob(z)).sum(-1)
-        return log_likelihood - beta * kl
+            return kl_divergence(posterior, prior)
+        return posterior.log_prob(z) - prior.log_prob(z)
+
+    def log_importance_weights(self, x, noise):
+        """``log p(x|z) + log p(z) - log q(z|x)`` at the z that ``noise`` gives for each row."""
+        posterior = self.posterior(x)
+        z = posterior.icdf(noise)
+        log_joint = self.decode(z).log_prob(x).sum(-1) + self.prior().log_prob(z).sum(-1)
+        return log_joint - posterior.log_prob(z).sum(-1)
