@@ -1,0 +1,3 @@
+"""Data for skvae's experiments: synthetic sparse sources, MNIST, natural-image patches."""
+
+__all__ = []
