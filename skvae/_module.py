@@ -10,6 +10,8 @@ from torch.nn import functional as F
 from ._distributions import POSTERIORS, PRIORS, kl_is_closed_form
 
 ACTIVATIONS = {"identity": nn.Identity, "logistic": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
+# Activations through which the decoder's output grows without bound in z.
+UNBOUNDED_ACTIVATIONS = {"identity", "relu"}
 
 # Smallest posterior scale: keeps log q(z|x) finite when the encoder saturates.
 _MIN_POSTERIOR_SCALE = 1e-6

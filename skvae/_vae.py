@@ -21,7 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _distributions
-from ._module import ACTIVATIONS, LIKELIHOODS, VAEModule
+from ._module import ACTIVATIONS, LIKELIHOODS, UNBOUNDED_ACTIVATIONS, VAEModule
 from ._training import INFERENCE_BATCH_SIZE, as_tensor, predict, train_epoch
 
 
@@ -217,6 +217,16 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             if not all(isinstance(h, Integral) and h > 0 for h in hidden):
                 raise ValueError(f"hidden_layer_sizes must be positive integers, got {hidden}.")
             _distributions.check_kl_finite(self.posterior, self.prior, architecture["df"])
+            if self.posterior == "cauchy" and (
+                not hidden or self.activation in UNBOUNDED_ACTIVATIONS
+            ):
+                raise ValueError(
+                    "posterior='cauchy' needs a bounded decoder: activation='tanh' or "
+                    f"'logistic' and at least one hidden layer (got activation="
+                    f"{self.activation!r}, hidden_layer_sizes={hidden}). A Cauchy code has no "
+                    "mean, so through a decoder that grows linearly in z the expected "
+                    "log-likelihood E_q[log p(x|z)] is -inf, and training diverges."
+                )
             if not reset:
                 for name, value in self.module_.architecture.items():
                     if architecture[name] != value:
@@ -468,7 +478,9 @@ likelihood : {'gaussian', 'bernoulli'}, default='gaussian'
 
 posterior : {'normal', 'cauchy'}, default='normal'
     Family of the approximate posterior q(z|x), a location and a scale per latent
-    dimension given by the encoder.
+    dimension given by the encoder. ``'cauchy'`` needs a bounded decoder
+    (``activation='tanh'`` or ``'logistic'``): its codes have no mean, so through a ReLU
+    or linear decoder the expected log-likelihood is -inf.
 
 beta : float, default=1.0
     Weight of the KL term in the training objective (beta-VAE). :meth:`score` always uses
