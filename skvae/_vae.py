@@ -1,5 +1,6 @@
 """Variational autoencoders as scikit-learn transformers: SparseVAE and GaussianVAE."""
 
+import inspect
 import textwrap
 import time
 import warnings
@@ -78,6 +79,8 @@ def _fill_doc(cls):
     for key, text in [("shared_parameters", _SHARED_PARAMETERS), ("attributes", _ATTRIBUTES)]:
         section = textwrap.indent(text.strip("\n"), "    ").lstrip()
         cls.__doc__ = cls.__doc__.replace(f"%({key})s", section)
+    activation = inspect.signature(cls).parameters["activation"].default
+    cls.__doc__ = cls.__doc__.replace("%(activation)s", repr(activation))
     return cls
 
 
@@ -467,7 +470,7 @@ hidden_layer_sizes : array-like of int, default=(256, 128)
     Widths of the encoder's hidden layers; the decoder mirrors them. ``()`` makes both
     linear.
 
-activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+activation : {'relu', 'tanh', 'logistic', 'identity'}, default=%(activation)s
     Activation between hidden layers.
 
 likelihood : {'gaussian', 'bernoulli'}, default='gaussian'
@@ -594,6 +597,15 @@ class SparseVAE(_BaseVAE):
     sklearn.decomposition.FactorAnalysis : Linear Gaussian latent variable model.
     sklearn.neural_network.BernoulliRBM : Another neural latent variable model.
 
+    Notes
+    -----
+    The defaults come from measurements (``benchmarks/bench_heavy_tails.py``: digits,
+    held-out ELBO, 3 seeds). ``activation='tanh'``, unlike GaussianVAE's ``'relu'``: the
+    decoder saturates on the large codes a heavy-tailed prior allows instead of
+    extrapolating them linearly, which gave the Cauchy prior a 1.4 to 1.7 nat better ELBO
+    and sparser codes than ReLU. ``posterior='normal'``: a Cauchy posterior scored 8 to 9
+    nats lower and, with the Bernoulli likelihood, left no active unit.
+
     References
     ----------
     D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
@@ -623,7 +635,7 @@ class SparseVAE(_BaseVAE):
         prior="cauchy",
         df=3.0,
         hidden_layer_sizes=(256, 128),
-        activation="relu",
+        activation="tanh",
         likelihood="gaussian",
         posterior="normal",
         beta=1.0,

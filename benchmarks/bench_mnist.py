@@ -1,0 +1,220 @@
+"""MNIST: Gaussian versus sparse priors, and latent codes as classifier features.
+
+The two experiments of ``examples/plot_mnist.py`` and ``examples/plot_mnist_features.py`` at
+a size the examples cannot afford: every VAE has the same architecture and epoch budget and
+differs from the others only in its prior. Prints the settings, two Markdown tables (mean and
+standard deviation over ``--seeds`` when there are several) and the wall time.
+
+Usage::
+
+    python benchmarks/bench_mnist.py                      # 60000 train, 10000 test, 50 epochs
+    python benchmarks/bench_mnist.py --n-train 20000 --epochs 30 --seeds 3
+    python benchmarks/bench_mnist.py --quick              # a fast check that it runs
+
+The data comes from ``--data-dir``, else from the ``SKVAE_MNIST_DIR`` environment variable,
+else from OpenML (see :func:`skvae.datasets.load_mnist`). Run with ``OMP_NUM_THREADS=1`` when
+other processes share the cores: torch's threads slow down badly under contention.
+"""
+
+import argparse
+import os
+import platform
+import time
+import warnings
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA, FactorAnalysis
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import BernoulliRBM
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skvae import GaussianVAE, SparseVAE
+from skvae.datasets import load_mnist
+from skvae.diagnostics import active_units, hoyer_sparsity, log_likelihood
+
+PRIORS = ["normal", "cauchy", "laplace"]
+PRIOR_NAMES = {"normal": "Gaussian prior", "cauchy": "Cauchy prior", "laplace": "Laplace prior"}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n-train", type=int, default=60000, help="training digits")
+    parser.add_argument(
+        "--n-test",
+        type=int,
+        default=10000,
+        help="test digits of the prior comparison (the features are scored on all 10000)",
+    )
+    parser.add_argument("--epochs", type=int, default=50, help="epochs of every VAE")
+    parser.add_argument(
+        "--importance-samples",
+        type=int,
+        default=1000,
+        help="importance samples per test digit for the log-likelihood estimate",
+    )
+    parser.add_argument(
+        "--n-components",
+        type=int,
+        default=50,
+        help="latent dimensions in the first experiment (Burda et al. use 50)",
+    )
+    parser.add_argument(
+        "--n-features",
+        type=int,
+        default=32,
+        help="size of the codes of every method in the second experiment",
+    )
+    parser.add_argument("--seeds", type=int, default=1, help="repetitions with seeds 0, 1, ...")
+    parser.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2000 train and 500 test digits, 3 epochs, 20 importance samples",
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.n_train, args.n_test, args.epochs, args.importance_samples = 2000, 500, 3, 20
+    return args
+
+
+def make_vae(prior, n_components, n_epochs, seed):
+    """A VAE with the settings shared by all models of both experiments, and ``prior``.
+
+    ``n_iter_no_change=n_epochs`` gives every model exactly ``n_epochs`` epochs: the
+    loss-plateau rule cannot end one fit earlier than another.
+    """
+    settings = dict(
+        n_components=n_components,
+        hidden_layer_sizes=(200, 200),
+        activation="tanh",
+        likelihood="bernoulli",
+        posterior="normal",
+        beta=1.0,
+        batch_size=128,
+        learning_rate=1e-3,
+        max_iter=n_epochs,
+        n_iter_no_change=n_epochs,
+        early_stopping=False,
+        n_mc_samples=10,
+        random_state=seed,
+    )
+    if prior == "normal":
+        return GaussianVAE(**settings)
+    return SparseVAE(prior=prior, **settings)
+
+
+def timed_fit(estimator, X):
+    """Fit ``estimator`` on X; return the fit time in seconds.
+
+    Every fit runs to its fixed budget, so the ``ConvergenceWarning`` is expected.
+    """
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(X)
+    return time.perf_counter() - start
+
+
+def prior_comparison(X_train, X_test, args, seed):
+    """Test ELBO, log-likelihood, sparsity, active units and fit time of each prior."""
+    results = {}
+    for prior in PRIORS:
+        vae = make_vae(prior, args.n_components, args.epochs, seed)
+        fit_time = timed_fit(vae, X_train)
+        iw_estimate = log_likelihood(vae, X_test, n_samples=args.importance_samples)
+        results[PRIOR_NAMES[prior]] = {
+            "test ELBO (nats)": vae.score(X_test),
+            f"log p(x), K={args.importance_samples} (nats)": iw_estimate.mean(),
+            "Hoyer sparsity": hoyer_sparsity(vae.transform(X_test)),
+            f"active units (of {args.n_components})": active_units(vae, X_test),
+            "fit time (s)": fit_time,
+        }
+    return results
+
+
+def make_classifier():
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+
+
+def feature_comparison(X_train, y_train, X_test, y_test, args, seed):
+    """Test accuracy of logistic regression on codes of each method, and their fit time."""
+    n = args.n_features
+    extractors = {
+        "PCA": PCA(n_components=n, random_state=seed),
+        "Factor analysis": FactorAnalysis(n_components=n, random_state=seed),
+        "Bernoulli RBM": BernoulliRBM(n_components=n, n_iter=20, random_state=seed),
+    }
+    for prior in PRIORS:
+        name = "GaussianVAE" if prior == "normal" else f"SparseVAE, {prior.capitalize()}"
+        extractors[name] = make_vae(prior, n, args.epochs, seed)
+    results = {}
+    for name, extractor in extractors.items():
+        fit_time = timed_fit(extractor, X_train)
+        classifier = make_classifier().fit(extractor.transform(X_train), y_train)
+        accuracy = classifier.score(extractor.transform(X_test), y_test)
+        results[name] = {"test accuracy": accuracy, "fit time (s)": fit_time}
+    # Raw pixels share one scale already; standardizing them would inflate the near-constant
+    # border pixels, so the reference classifier takes them as they are.
+    pixels = LogisticRegression(max_iter=1000).fit(X_train, y_train)
+    results["raw pixels (784), for reference"] = {"test accuracy": pixels.score(X_test, y_test)}
+    return results
+
+
+def print_table(runs, first_column):
+    """A Markdown table of the mean (and, over several runs, the std) of each value."""
+    columns = list(next(iter(runs[0].values())))
+    print(f"| {first_column} | " + " | ".join(columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    for row in runs[0]:
+        cells = []
+        for column in columns:
+            values = [run[row][column] for run in runs if column in run[row]]
+            digits = 3 if column in ("Hoyer sparsity", "test accuracy") else 1
+            if not values:
+                cells.append("")
+            elif len(values) == 1:
+                cells.append(f"{values[0]:.{digits}f}")
+            else:
+                cells.append(f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}")
+        print(f"| {row} | " + " | ".join(cells) + " |")
+
+
+def main():
+    args = parse_args()
+    start = time.perf_counter()
+    print("Settings:")
+    for name, value in vars(args).items():
+        print(f"  {name} = {value}")
+    print(
+        f"  torch {torch.__version__}, {torch.get_num_threads()} torch threads "
+        f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), "
+        f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+        f"CUDA {'available' if torch.cuda.is_available() else 'not available'}"
+    )
+    print(
+        "  VAEs: 784-200-200-latent tanh MLPs, Bernoulli likelihood on intensities, normal "
+        f"posterior, Adam lr=1e-3, batch 128, exactly {args.epochs} epochs"
+    )
+
+    X_train, y_train = load_mnist(subset="train", data_dir=args.data_dir)
+    X_test, y_test = load_mnist(subset="test", data_dir=args.data_dir)
+    prior_runs, feature_runs = [], []
+    for seed in range(args.seeds):
+        rows = np.random.default_rng(seed).permutation(len(X_train))[: args.n_train]
+        prior_runs.append(prior_comparison(X_train[rows], X_test[: args.n_test], args, seed))
+        feature_runs.append(
+            feature_comparison(X_train[rows], y_train[rows], X_test, y_test, args, seed)
+        )
+
+    print(f"\nPriors ({args.n_components} latent dimensions), on {args.n_test} test digits:")
+    print_table(prior_runs, "model")
+    print(f"\nCodes of {args.n_features} dimensions as features, on {len(X_test)} test digits:")
+    print_table(feature_runs, "features")
+    print(f"\nTotal wall time: {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
