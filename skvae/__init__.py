@@ -6,8 +6,9 @@ latent code, :class:`GaussianVAE` the standard normal one. Both are transformers
 around a PyTorch module.
 """
 
-from ._vae import GaussianVAE, SparseVAE
-
 __version__ = "0.1.0"
 
-__all__ = ["GaussianVAE", "SparseVAE", "__version__"]
+from ._persistence import load, save  # noqa: E402  (reads __version__)
+from ._vae import GaussianVAE, SparseVAE  # noqa: E402
+
+__all__ = ["GaussianVAE", "SparseVAE", "load", "save", "__version__"]

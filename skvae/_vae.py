@@ -1,6 +1,9 @@
 """Variational autoencoders as scikit-learn transformers: SparseVAE and GaussianVAE."""
 
+import copy
 import inspect
+import io
+import math
 import textwrap
 import time
 import warnings
@@ -56,6 +59,32 @@ def _resolve_device(device):
             "use device='cpu' or device='auto'."
         )
     return resolved
+
+
+def _available_device(device):
+    """The device a model fitted on ``device`` should use here: it, or the CPU with a warning."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        warnings.warn(
+            f"The model was fitted on {device}, which is not available here; "
+            "its weights are loaded on the CPU.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return torch.device("cpu")
+    return device
+
+
+def _check_float32_range(X, name="X"):
+    """skvae computes in float32: refuse values that would overflow to infinity there."""
+    largest = np.finfo(np.float32).max
+    if X.dtype == np.float64 and X.size and np.abs(X).max() > largest:
+        raise ValueError(
+            f"{name} has values beyond float32's range (|x| > {largest:.3g}), in which skvae "
+            "computes; rescale it, e.g. with StandardScaler."
+        )
 
 
 @contextmanager
@@ -176,7 +205,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         """
         reset = not (self.warm_start and hasattr(self, "module_"))
         X, device = self._validate_fit_data(X, reset=reset)
-        return self._fit(X, device, reset=reset, incremental=False)
+        with _unchanged_on_error(self):
+            return self._fit(X, device, reset=reset, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -196,7 +226,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         """
         reset = not hasattr(self, "module_")
         X, device = self._validate_fit_data(X, reset=reset)
-        return self._fit(X, device, reset=reset, incremental=True)
+        with _unchanged_on_error(self):
+            return self._fit(X, device, reset=reset, incremental=True)
 
     def _architecture(self):
         """The constructor arguments of the torch module that these parameters describe."""
@@ -239,6 +270,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                             "fit again, to train a new model."
                         )
             X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
+            _check_float32_range(X)
             LIKELIHOODS[self.likelihood].check_data(X)
         return X, device
 
@@ -281,23 +313,56 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
         X = as_tensor(X, device)
         generator = _torch_generator(self._random_state, device)
+        name = type(self).__name__
         no_improvement_count = 0
         self.module_.train()
         for _ in range(1 if incremental else self.max_iter):
             start = time.perf_counter()
-            loss = train_epoch(
-                self.module_,
-                self._optimizer,
-                X,
-                batch_size=self.batch_size,
-                beta=self.beta,
-                generator=generator,
-            )
+            state = self._training_state()  # what an interrupted or diverged epoch returns to
+            try:
+                loss = train_epoch(
+                    self.module_,
+                    self._optimizer,
+                    X,
+                    batch_size=self.batch_size,
+                    beta=self.beta,
+                    generator=generator,
+                )
+                finite = math.isfinite(loss) and self._weights_are_finite()
+                if finite and early_stopping:
+                    score = float(self._elbo(X_val, device).mean())
+            except KeyboardInterrupt:
+                self._set_training_state(state)
+                warnings.warn(
+                    f"{name}: fit interrupted during epoch {self.n_iter_ + 1}; the model keeps "
+                    f"the weights of the last completed epoch ({self.n_iter_}).",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                break
+            if not finite:
+                self._set_training_state(state)
+                cause = f"a {loss} loss" if not math.isfinite(loss) else "non-finite weights"
+                advice = (
+                    f"Lower learning_rate (now {self.learning_rate}) or rescale the data, "
+                    "e.g. with StandardScaler."
+                )
+                if self.n_iter_ == 0:
+                    raise ValueError(
+                        f"{name} could not make a single finite training step: the first "
+                        f"epoch gave {cause}. {advice}"
+                    )
+                warnings.warn(
+                    f"{name}: training diverged in epoch {self.n_iter_ + 1} with {cause}; it "
+                    f"stopped and restored the weights of epoch {self.n_iter_}. {advice}",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+                break
             self.n_iter_ += 1
             self.loss_curve_.append(loss)
-            message = f"[{type(self).__name__}] Iteration {self.n_iter_}, loss = {loss:.2f}"
+            message = f"[{name}] Iteration {self.n_iter_}, loss = {loss:.2f}"
             if early_stopping:
-                score = float(self._elbo(X_val, device).mean())
                 self.validation_scores_.append(score)
                 improved = score > self.best_validation_score_ + self.tol
                 if score > self.best_validation_score_:
@@ -321,8 +386,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         else:
             if not incremental:
                 warnings.warn(
-                    f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached and "
-                    "the ELBO has not converged yet; increase max_iter.",
+                    f"{name}: maximum iterations ({self.max_iter}) reached and the ELBO has "
+                    "not converged yet; increase max_iter.",
                     ConvergenceWarning,
                     stacklevel=3,
                 )
@@ -330,6 +395,20 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             self.module_.load_state_dict(best_state)
         self.module_.eval()
         return self
+
+    def _training_state(self):
+        """Copies of the module's and the optimizer's state, to return to."""
+        module_state = {k: v.clone() for k, v in self.module_.state_dict().items()}
+        return module_state, copy.deepcopy(self._optimizer.state_dict())
+
+    def _set_training_state(self, state):
+        module_state, optimizer_state = state
+        self.module_.load_state_dict(module_state)
+        self._optimizer.load_state_dict(optimizer_state)
+
+    def _weights_are_finite(self):
+        finite = [torch.isfinite(p).all() for p in self.module_.parameters()]
+        return bool(torch.stack(finite).all())
 
     # -- inference -----------------------------------------------------------------------
 
@@ -339,6 +418,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     def _validate_data(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        _check_float32_range(X)
         LIKELIHOODS[self.likelihood].check_data(X)
         return X
 
@@ -388,6 +468,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         """
         check_is_fitted(self)
         Z = check_array(Z, dtype=[np.float64, np.float32], input_name="Z")
+        _check_float32_range(Z, "Z")
         if Z.shape[1] != self._n_features_out:
             raise ValueError(
                 f"Z has {Z.shape[1]} features, but {type(self).__name__} is expecting "
@@ -458,6 +539,26 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             Mean of :meth:`score_samples`.
         """
         return float(np.mean(self.score_samples(X)))
+
+    def __getstate__(self):
+        # The torch state travels as torch.save bytes, so that unpickling can map it onto a
+        # device that exists where it is loaded (a CUDA model on a CPU-only machine).
+        state = dict(super().__getstate__())  # may be self.__dict__ itself: never mutate it
+        if "module_" in state:
+            buffer = io.BytesIO()
+            state["_torch_device"] = str(self._device())
+            torch_state = {"module": state.pop("module_"), "optimizer": state.pop("_optimizer")}
+            torch.save(torch_state, buffer)
+            state["_torch_state"] = buffer.getvalue()
+        return state
+
+    def __setstate__(self, state):
+        torch_state, device = state.pop("_torch_state", None), state.pop("_torch_device", None)
+        super().__setstate__(state)
+        if torch_state is not None:
+            location = _available_device(device)
+            loaded = torch.load(io.BytesIO(torch_state), map_location=location, weights_only=False)
+            self.module_, self._optimizer = loaded["module"], loaded["optimizer"]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
