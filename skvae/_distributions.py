@@ -11,13 +11,16 @@ torch's global generator, which an estimator must neither depend on nor advance.
 
 import math
 
+import numpy as np
 import torch
 from scipy import special
 from torch.distributions import (
     Bernoulli,
     Cauchy,
     Laplace,
+    NegativeBinomial,
     Normal,
+    Poisson,
     kl_divergence,
     register_kl,
 )
@@ -99,6 +102,18 @@ def sample(distribution, sample_shape, generator):
     parameters (a reparameterized sample) for the location-scale families used here.
     """
     shape = torch.Size(sample_shape) + distribution.batch_shape + distribution.event_shape
+    if isinstance(distribution, NegativeBinomial):
+        # A Gamma-Poisson mixture. torch's gamma sampler takes no generator, so the gamma
+        # draw is NumPy's, seeded from ``generator``.
+        mean, theta = distribution.mean, distribution.total_count.expand(distribution.batch_shape)
+        seed = int(torch.randint(2**31 - 1, (), generator=generator, device=mean.device))
+        rate = np.random.default_rng(seed).gamma(
+            theta.cpu().numpy(), (mean / theta).cpu().numpy(), size=shape
+        )
+        rate = torch.as_tensor(rate, dtype=mean.dtype, device=mean.device)
+        return torch.poisson(rate, generator=generator)
+    if isinstance(distribution, Poisson):
+        return torch.poisson(distribution.rate.expand(shape), generator=generator)
     if isinstance(distribution, Bernoulli):
         probs = distribution.probs
         noise = uniform(shape, generator, device=probs.device, dtype=probs.dtype)

@@ -2,9 +2,10 @@
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, Normal, kl_divergence
+from torch.distributions import Bernoulli, NegativeBinomial, Normal, Poisson, kl_divergence
 from torch.nn import functional as F
 
 from ._distributions import POSTERIORS, PRIORS, kl_is_closed_form
@@ -36,16 +37,15 @@ class GaussianLikelihood(nn.Module):
         self.register_buffer("min_scale", torch.ones(()))
 
     @staticmethod
-    def check_data(X):
+    def check_data(values):
         pass
 
     @torch.no_grad()
-    def reset_parameters(self, X, output_bias):
-        std = X.std(0, unbiased=False)
+    def reset_parameters(self, mean, std, output_bias):
         typical = std.mean().item() or 1.0
         self.min_scale.fill_(1e-3 * typical)
         self.raw_scale.copy_(_inverse_softplus(std.clamp_min(typical) - self.min_scale))
-        output_bias.copy_(X.mean(0))
+        output_bias.copy_(mean)
 
     def forward(self, output):
         scale = self.min_scale + F.softplus(self.raw_scale)
@@ -59,8 +59,8 @@ class BernoulliLikelihood(nn.Module):
         super().__init__()
 
     @staticmethod
-    def check_data(X):
-        low, high = X.min(), X.max()
+    def check_data(values):
+        low, high = values.min(initial=0), values.max(initial=0)
         if low < 0 or high > 1:
             raise ValueError(
                 "likelihood='bernoulli' needs data in [0, 1], got values in "
@@ -68,15 +68,75 @@ class BernoulliLikelihood(nn.Module):
             )
 
     @torch.no_grad()
-    def reset_parameters(self, X, output_bias):
-        mean = X.mean(0).clamp(1e-3, 1 - 1e-3)
-        output_bias.copy_(torch.logit(mean))
+    def reset_parameters(self, mean, std, output_bias):
+        output_bias.copy_(torch.logit(mean.clamp(1e-3, 1 - 1e-3)))
 
     def forward(self, output):
         return Bernoulli(logits=output, validate_args=False)
 
 
-LIKELIHOODS = {"gaussian": GaussianLikelihood, "bernoulli": BernoulliLikelihood}
+def _check_counts(values, name):
+    if (values < 0).any() or (values != np.round(values)).any():
+        raise ValueError(
+            f"likelihood={name!r} needs counts (non-negative integers), got values such as "
+            f"{values[(values < 0) | (values != np.round(values))][0]:.4g}."
+        )
+
+
+# Largest log-rate the count likelihoods accept: exp(30) ~ 1e13 counts.
+_MAX_LOG_RATE = 30.0
+
+
+class PoissonLikelihood(nn.Module):
+    """p(x|z) = Poisson(exp(decoder(z))), for counts such as bag-of-words."""
+
+    def __init__(self, n_features):
+        super().__init__()
+
+    @staticmethod
+    def check_data(values):
+        _check_counts(values, "poisson")
+
+    @torch.no_grad()
+    def reset_parameters(self, mean, std, output_bias):
+        output_bias.copy_(torch.log(mean.clamp_min(1e-3)))
+
+    def forward(self, output):
+        rate = output.clamp(max=_MAX_LOG_RATE).exp()
+        return Poisson(rate, validate_args=False)
+
+
+class NegativeBinomialLikelihood(nn.Module):
+    """p(x|z) = NB(mean=exp(decoder(z)), inverse dispersion theta) with a learned theta.
+
+    scvi-tools' parametrisation: variance ``mean + mean^2 / theta``, so overdispersed counts
+    are fitted without inflating the mean; theta is learned per feature, starting at 1.
+    """
+
+    def __init__(self, n_features):
+        super().__init__()
+        self.raw_theta = nn.Parameter(torch.full((n_features,), _inverse_softplus(torch.ones(()))))
+
+    @staticmethod
+    def check_data(values):
+        _check_counts(values, "negative-binomial")
+
+    @torch.no_grad()
+    def reset_parameters(self, mean, std, output_bias):
+        output_bias.copy_(torch.log(mean.clamp_min(1e-3)))
+
+    def forward(self, output):
+        theta = F.softplus(self.raw_theta) + 1e-4
+        log_mean = output.clamp(max=_MAX_LOG_RATE)
+        return NegativeBinomial(theta, logits=log_mean - theta.log(), validate_args=False)
+
+
+LIKELIHOODS = {
+    "gaussian": GaussianLikelihood,
+    "bernoulli": BernoulliLikelihood,
+    "poisson": PoissonLikelihood,
+    "negative-binomial": NegativeBinomialLikelihood,
+}
 
 
 def _mlp(sizes, activation, generator):
@@ -141,9 +201,9 @@ class VAEModule(nn.Module):
         dummy_posterior = self.posterior(torch.zeros(1, n_features))
         self.analytic_kl = kl_is_closed_form(dummy_posterior, self.prior())
 
-    def reset_output(self, X):
-        """Start the decoder at the data's mean and the likelihood at its spread."""
-        self.likelihood.reset_parameters(X, self.decoder[-1].bias)
+    def reset_output(self, mean, std):
+        """Start the decoder at the data's per-feature mean, the likelihood at its spread."""
+        self.likelihood.reset_parameters(mean, std, self.decoder[-1].bias)
 
     def prior(self):
         return self._prior_family(self.prior_loc, self.prior_scale, self.prior_df)

@@ -1,6 +1,7 @@
 """One training function and one inference helper, both over tensors already on the device."""
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from ._distributions import uniform
@@ -10,29 +11,50 @@ INFERENCE_BATCH_SIZE = 4096
 
 
 def as_tensor(X, device):
-    """float32 tensor of ``X`` (an array, or a tensor) on ``device``, sharing memory if safe."""
+    """float32 tensor of ``X`` (array, sparse matrix or tensor) on ``device``.
+
+    Shares memory with a writable float32 array; a sparse matrix is densified, so callers
+    pass it one batch of rows at a time.
+    """
     if torch.is_tensor(X):
         return X.to(device)
+    if sp.issparse(X):
+        X = X.toarray()
     X = np.asarray(X, dtype=np.float32)
     if not X.flags.writeable:  # torch cannot wrap read-only memory (e.g. a read-only memmap)
         X = X.copy()
     return torch.from_numpy(X).to(device)
 
 
+def training_data(X, device):
+    """The training rows as held during fit: a tensor on the device, or a CSR matrix kept
+    sparse (and densified one batch at a time)."""
+    return X.tocsr() if sp.issparse(X) else as_tensor(X, device)
+
+
+def _rows(X, index, device):
+    if torch.is_tensor(X):
+        return X[index]
+    return as_tensor(X[index.cpu().numpy()], device)
+
+
 def train_epoch(module, optimizer, X, *, batch_size, beta, generator):
     """One pass of minibatch gradient ascent on the ELBO over the rows of ``X``.
 
-    ``X`` is a tensor already on the module's device; batches are slices of a random
-    permutation drawn from ``generator``. Returns the mean training loss (the negative
-    beta-ELBO, in nats per row), with a single host synchronisation at the end.
+    ``X`` is a tensor already on the module's device, or a CSR matrix whose batches are
+    densified as they are drawn. Batches are slices of a random permutation drawn from
+    ``generator``, which lives on the module's device. Returns the mean training loss (the
+    negative beta-ELBO, in nats per row), with one host synchronisation at the end (a
+    sparse X adds one per batch, to gather its rows on the host).
     """
     n_samples = X.shape[0]
     n_components = module.prior_loc.shape[0]
-    permutation = torch.randperm(n_samples, generator=generator, device=X.device)
-    total = torch.zeros((), device=X.device)
+    device = generator.device
+    permutation = torch.randperm(n_samples, generator=generator, device=device)
+    total = torch.zeros((), device=device)
     for start in range(0, n_samples, batch_size):
-        batch = X[permutation[start : start + batch_size]]
-        noise = uniform((batch.shape[0], n_components), generator, device=X.device)
+        batch = _rows(X, permutation[start : start + batch_size], device)
+        noise = uniform((batch.shape[0], n_components), generator, device=device)
         loss = -module.elbo(batch, noise, beta).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

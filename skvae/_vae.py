@@ -4,13 +4,16 @@ import copy
 import inspect
 import io
 import math
+import sys
 import textwrap
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import (
     BaseEstimator,
@@ -22,11 +25,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, check_scalar
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _distributions
 from ._module import ACTIVATIONS, LIKELIHOODS, UNBOUNDED_ACTIVATIONS, VAEModule
-from ._training import INFERENCE_BATCH_SIZE, as_tensor, predict, train_epoch
+from ._training import INFERENCE_BATCH_SIZE, predict, train_epoch, training_data
 
 
 def _check_random_state(random_state):
@@ -75,6 +79,32 @@ def _available_device(device):
         )
         return torch.device("cpu")
     return device
+
+
+def _column_mean_std(X, device):
+    """Per-feature mean and standard deviation of a dense or sparse X, as float32 tensors."""
+    if sp.issparse(X):
+        mean, variance = mean_variance_axis(X, axis=0)
+    else:
+        mean, variance = X.mean(axis=0), X.var(axis=0)
+    as_float32 = partial(torch.as_tensor, dtype=torch.float32, device=device)
+    return as_float32(mean), as_float32(np.sqrt(variance))
+
+
+def _progress_bar(verbose, n_epochs, name):
+    """A tqdm bar over epochs under ``verbose`` on a terminal, if tqdm is installed (a
+    context manager; it gives None when there is no bar).
+
+    Otherwise (no tqdm, output to a file or a notebook's stream) progress is printed as
+    lines in scikit-learn's format.
+    """
+    if not verbose or not sys.stdout.isatty():
+        return nullcontext()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return nullcontext()
+    return tqdm(total=n_epochs, desc=name, unit="epoch", file=sys.stdout)
 
 
 def _check_float32_range(X, name="X"):
@@ -193,8 +223,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data. A sparse matrix stays sparse: batches are densified as they
+            are drawn.
         y : None
             Ignored; present for API consistency.
 
@@ -269,9 +300,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                             f"using {name}={architecture[name]!r}; set warm_start=False, or "
                             "fit again, to train a new model."
                         )
-            X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
-            _check_float32_range(X)
-            LIKELIHOODS[self.likelihood].check_data(X)
+            X = self._check_X(X, reset=reset)
         return X, device
 
     def _fit(self, X, device, *, reset, incremental):
@@ -282,7 +311,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             n_features = X.shape[1]
             self.module_ = VAEModule(n_features, **architecture, generator=init_generator)
             self.module_.architecture = architecture
-            self.module_.to(device).reset_output(as_tensor(X, device))
+            self.module_.to(device).reset_output(*_column_mean_std(X, device))
             self._optimizer = torch.optim.Adam(self.module_.parameters())
             self._n_features_out = self.n_components
             self.n_iter_ = 0
@@ -300,7 +329,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             X, X_val = train_test_split(
                 X, test_size=self.validation_fraction, random_state=self._random_state
             )
-            X_val = as_tensor(X_val, device)
+            X_val = training_data(X_val, device)
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
             self.best_loss_ = None
@@ -311,86 +340,92 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             if self.best_loss_ is None:
                 self.best_loss_ = np.inf
 
-        X = as_tensor(X, device)
+        X = training_data(X, device)
         generator = _torch_generator(self._random_state, device)
         name = type(self).__name__
         no_improvement_count = 0
-        self.module_.train()
-        for _ in range(1 if incremental else self.max_iter):
-            start = time.perf_counter()
-            state = self._training_state()  # what an interrupted or diverged epoch returns to
-            try:
-                loss = train_epoch(
-                    self.module_,
-                    self._optimizer,
-                    X,
-                    batch_size=self.batch_size,
-                    beta=self.beta,
-                    generator=generator,
-                )
-                finite = math.isfinite(loss) and self._weights_are_finite()
-                if finite and early_stopping:
-                    score = float(self._elbo(X_val, device).mean())
-            except KeyboardInterrupt:
-                self._set_training_state(state)
-                warnings.warn(
-                    f"{name}: fit interrupted during epoch {self.n_iter_ + 1}; the model keeps "
-                    f"the weights of the last completed epoch ({self.n_iter_}).",
-                    UserWarning,
-                    stacklevel=3,
-                )
-                break
-            if not finite:
-                self._set_training_state(state)
-                cause = f"a {loss} loss" if not math.isfinite(loss) else "non-finite weights"
-                advice = (
-                    f"Lower learning_rate (now {self.learning_rate}) or rescale the data, "
-                    "e.g. with StandardScaler."
-                )
-                if self.n_iter_ == 0:
-                    raise ValueError(
-                        f"{name} could not make a single finite training step: the first "
-                        f"epoch gave {cause}. {advice}"
+        n_epochs = 1 if incremental else self.max_iter
+        with _progress_bar(self.verbose, n_epochs, name) as bar:
+            report = bar.write if bar else print
+            self.module_.train()
+            for _ in range(n_epochs):
+                start = time.perf_counter()
+                state = self._training_state()  # what an interrupted or diverged epoch returns to
+                try:
+                    loss = train_epoch(
+                        self.module_,
+                        self._optimizer,
+                        X,
+                        batch_size=self.batch_size,
+                        beta=self.beta,
+                        generator=generator,
                     )
-                warnings.warn(
-                    f"{name}: training diverged in epoch {self.n_iter_ + 1} with {cause}; it "
-                    f"stopped and restored the weights of epoch {self.n_iter_}. {advice}",
-                    ConvergenceWarning,
-                    stacklevel=3,
-                )
-                break
-            self.n_iter_ += 1
-            self.loss_curve_.append(loss)
-            message = f"[{name}] Iteration {self.n_iter_}, loss = {loss:.2f}"
-            if early_stopping:
-                self.validation_scores_.append(score)
-                improved = score > self.best_validation_score_ + self.tol
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    best_state = {k: v.clone() for k, v in self.module_.state_dict().items()}
-                message += f", validation ELBO = {score:.2f}"
+                    finite = math.isfinite(loss) and self._weights_are_finite()
+                    if finite and early_stopping:
+                        score = float(self._elbo(X_val, device).mean())
+                except KeyboardInterrupt:
+                    self._set_training_state(state)
+                    warnings.warn(
+                        f"{name}: fit interrupted during epoch {self.n_iter_ + 1}; the model "
+                        f"keeps the weights of the last completed epoch ({self.n_iter_}).",
+                        UserWarning,
+                        stacklevel=3,
+                    )
+                    break
+                if not finite:
+                    self._set_training_state(state)
+                    cause = f"a {loss} loss" if not math.isfinite(loss) else "non-finite weights"
+                    advice = (
+                        f"Lower learning_rate (now {self.learning_rate}) or rescale the data, "
+                        "e.g. with StandardScaler."
+                    )
+                    if self.n_iter_ == 0:
+                        raise ValueError(
+                            f"{name} could not make a single finite training step: the first "
+                            f"epoch gave {cause}. {advice}"
+                        )
+                    warnings.warn(
+                        f"{name}: training diverged in epoch {self.n_iter_ + 1} with {cause}; it "
+                        f"stopped and restored the weights of epoch {self.n_iter_}. {advice}",
+                        ConvergenceWarning,
+                        stacklevel=3,
+                    )
+                    break
+                self.n_iter_ += 1
+                self.loss_curve_.append(loss)
+                message = f"[{name}] Iteration {self.n_iter_}, loss = {loss:.2f}"
+                if early_stopping:
+                    self.validation_scores_.append(score)
+                    improved = score > self.best_validation_score_ + self.tol
+                    if score > self.best_validation_score_:
+                        self.best_validation_score_ = score
+                        best_state = {k: v.clone() for k, v in self.module_.state_dict().items()}
+                    message += f", validation ELBO = {score:.2f}"
+                else:
+                    improved = loss < self.best_loss_ - self.tol
+                    self.best_loss_ = min(self.best_loss_, loss)
+                no_improvement_count = 0 if improved else no_improvement_count + 1
+                if bar:
+                    bar.set_postfix_str(message.split(", ", 1)[1], refresh=False)
+                    bar.update()
+                elif self.verbose:
+                    print(f"{message}, time = {time.perf_counter() - start:.2f}s")
+                if no_improvement_count > self.n_iter_no_change:
+                    if self.verbose:
+                        what = "Validation ELBO" if early_stopping else "Training loss"
+                        report(
+                            f"{what} did not improve more than tol={self.tol} for "
+                            f"{self.n_iter_no_change} consecutive epochs. Stopping."
+                        )
+                    break
             else:
-                improved = loss < self.best_loss_ - self.tol
-                self.best_loss_ = min(self.best_loss_, loss)
-            no_improvement_count = 0 if improved else no_improvement_count + 1
-            if self.verbose:
-                print(f"{message}, time = {time.perf_counter() - start:.2f}s")
-            if no_improvement_count > self.n_iter_no_change:
-                if self.verbose:
-                    what = "Validation ELBO" if early_stopping else "Training loss"
-                    print(
-                        f"{what} did not improve more than tol={self.tol} for "
-                        f"{self.n_iter_no_change} consecutive epochs. Stopping."
+                if not incremental:
+                    warnings.warn(
+                        f"{name}: maximum iterations ({self.max_iter}) reached and the ELBO has "
+                        "not converged yet; increase max_iter.",
+                        ConvergenceWarning,
+                        stacklevel=3,
                     )
-                break
-        else:
-            if not incremental:
-                warnings.warn(
-                    f"{name}: maximum iterations ({self.max_iter}) reached and the ELBO has "
-                    "not converged yet; increase max_iter.",
-                    ConvergenceWarning,
-                    stacklevel=3,
-                )
         if early_stopping and best_state is not None:
             self.module_.load_state_dict(best_state)
         self.module_.eval()
@@ -417,9 +452,18 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     def _validate_data(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        _check_float32_range(X)
-        LIKELIHOODS[self.likelihood].check_data(X)
+        return self._check_X(X, reset=False)
+
+    def _check_X(self, X, reset):
+        """Validated float data: a dense array, or a CSR matrix (batches are densified)."""
+        X = validate_data(
+            self, X, dtype=[np.float64, np.float32], accept_sparse=("csr", "csc"), reset=reset
+        )
+        if sp.issparse(X):
+            X = X.tocsr()
+        values = X.data if sp.issparse(X) else X  # implicit zeros suit every likelihood
+        _check_float32_range(values)
+        LIKELIHOODS[self.likelihood].check_data(values)
         return X
 
     def _elbo(self, X, device):
@@ -441,7 +485,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to encode.
 
         Returns
@@ -463,8 +507,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features)
-            Decoder means (probabilities for ``likelihood='bernoulli'``), of the dtype of Z.
+        X : ndarray or DataFrame of shape (n_samples, n_features)
+            Decoder means (probabilities for ``likelihood='bernoulli'``), of the dtype of Z;
+            a pandas DataFrame with the training columns if the model was fitted on one.
         """
         check_is_fitted(self)
         Z = check_array(Z, dtype=[np.float64, np.float32], input_name="Z")
@@ -475,7 +520,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 f"{self._n_features_out} latent components as input."
             )
         X = predict(lambda z: self.module_.decode(z).mean, Z, self._device())
-        return X.astype(Z.dtype, copy=False)
+        return self._with_feature_names(X.astype(Z.dtype, copy=False))
 
     def sample(self, n_samples=1, random_state=None):
         """Generate random rows from the model: z from the prior, then x from p(x|z).
@@ -489,8 +534,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features)
-            Generated rows. For the decoder mean of random codes instead, pass codes to
+        X : ndarray or DataFrame of shape (n_samples, n_features)
+            Generated rows; a pandas DataFrame with the training columns if the model was
+            fitted on one. For the decoder mean of random codes instead, pass codes to
             :meth:`inverse_transform`.
         """
         check_is_fitted(self)
@@ -500,7 +546,15 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         with torch.inference_mode():
             z = _distributions.sample(self.module_.prior(), (n_samples,), generator)
             X = _distributions.sample(self.module_.decode(z), (), generator)
-        return X.cpu().numpy().astype(np.float64)
+        return self._with_feature_names(X.cpu().numpy().astype(np.float64))
+
+    def _with_feature_names(self, X):
+        """X as a pandas DataFrame with the fitted column names, if fitted on a DataFrame."""
+        if not hasattr(self, "feature_names_in_"):
+            return X
+        import pandas as pd  # installed: the model was fitted on a DataFrame
+
+        return pd.DataFrame(X, columns=self.feature_names_in_)
 
     def score_samples(self, X):
         """Evidence lower bound (ELBO) of each row, in nats.
@@ -512,7 +566,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to score.
 
         Returns
@@ -528,7 +582,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to score.
         y : None
             Ignored; present for API consistency.
@@ -563,6 +617,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.sparse = True
         return tags
 
 
@@ -574,11 +629,13 @@ hidden_layer_sizes : array-like of int, default=(256, 128)
 activation : {'relu', 'tanh', 'logistic', 'identity'}, default=%(activation)s
     Activation between hidden layers.
 
-likelihood : {'gaussian', 'bernoulli'}, default='gaussian'
+likelihood : {'gaussian', 'bernoulli', 'poisson', 'negative-binomial'}, default='gaussian'
     Observation model p(x|z). ``'gaussian'``: a normal with the decoder's output as mean and
     a learned per-feature scale (floored at 1e-3 times the mean feature standard
     deviation), so that :meth:`score` bounds a log-density. ``'bernoulli'``: data in [0, 1],
-    binary or intensities such as MNIST pixels; other values raise a ValueError.
+    binary or intensities such as MNIST pixels. ``'poisson'`` and ``'negative-binomial'``
+    (mean from the decoder, a learned per-feature inverse dispersion, as in scvi-tools):
+    counts such as bag-of-words. Data outside a likelihood's support raise a ValueError.
 
 posterior : {'normal', 'cauchy'}, default='normal'
     Family of the approximate posterior q(z|x), a location and a scale per latent
@@ -630,7 +687,8 @@ device : str, default='auto'
     ``'auto'`` picks CUDA when it is available.
 
 verbose : int, default=0
-    Print the loss of every epoch when positive.
+    Report the loss of every epoch when positive: a tqdm progress bar on a terminal when
+    tqdm is installed, else one line per epoch.
 """
 
 _ATTRIBUTES = """
