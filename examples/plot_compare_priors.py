@@ -133,6 +133,6 @@ for ax, (name, codes) in zip(histogram_axes, scaled_codes.items(), strict=True):
     ax.set_xlabel("code value / its dimension's std")
 histogram_axes[0].set_ylabel("count")
 
-figure_path = Path("skvae-demo.png").resolve()
+figure_path = Path("skvae-demo.png")
 fig.savefig(figure_path, dpi=100)
-print(f"Wrote {figure_path}")
+print(f"Wrote {figure_path} in the current directory")

@@ -497,30 +497,31 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         Z = predict(lambda x: self.module_.posterior(x).mode, X, self._device())
         return Z.astype(X.dtype, copy=False)
 
-    def inverse_transform(self, Z):
+    def inverse_transform(self, X):
         """Decode latent codes into the mean of p(x|z).
 
         Parameters
         ----------
-        Z : array-like of shape (n_samples, n_components)
-            Latent codes.
+        X : array-like of shape (n_samples, n_components)
+            Latent codes, as :meth:`transform` returns them.
 
         Returns
         -------
-        X : ndarray or DataFrame of shape (n_samples, n_features)
-            Decoder means (probabilities for ``likelihood='bernoulli'``), of the dtype of Z;
-            a pandas DataFrame with the training columns if the model was fitted on one.
+        X_original : ndarray or DataFrame of shape (n_samples, n_features)
+            Decoder means (probabilities for ``likelihood='bernoulli'``), of the dtype of the
+            codes; a pandas DataFrame with the training columns if the model was fitted on
+            one.
         """
         check_is_fitted(self)
-        Z = check_array(Z, dtype=[np.float64, np.float32], input_name="Z")
-        _check_float32_range(Z, "Z")
+        Z = check_array(X, dtype=[np.float64, np.float32])
+        _check_float32_range(Z)
         if Z.shape[1] != self._n_features_out:
             raise ValueError(
-                f"Z has {Z.shape[1]} features, but {type(self).__name__} is expecting "
+                f"X has {Z.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self._n_features_out} latent components as input."
             )
-        X = predict(lambda z: self.module_.decode(z).mean, Z, self._device())
-        return self._with_feature_names(X.astype(Z.dtype, copy=False))
+        X_original = predict(lambda z: self.module_.decode(z).mean, Z, self._device())
+        return self._with_feature_names(X_original.astype(Z.dtype, copy=False))
 
     def sample(self, n_samples=1, random_state=None):
         """Generate random rows from the model: z from the prior, then x from p(x|z).

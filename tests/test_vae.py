@@ -460,9 +460,9 @@ def test_bad_parameters_are_refused_and_leave_the_model_unchanged(
 
 
 def test_bad_codes_for_inverse_transform(fitted):
-    with pytest.raises(ValueError, match="Z has 3 features, but SparseVAE is expecting 4"):
+    with pytest.raises(ValueError, match="X has 3 features, but SparseVAE is expecting 4"):
         fitted.inverse_transform(np.zeros((2, 3)))
-    with pytest.raises(ValueError, match="Input Z contains NaN"):
+    with pytest.raises(ValueError, match="Input contains NaN"):
         fitted.inverse_transform(np.full((2, 4), np.nan))
 
 
