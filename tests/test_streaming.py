@@ -1,0 +1,45 @@
+"""Training on data larger than memory: partial_fit over chunks of a memory-mapped file."""
+
+import numpy as np
+
+from skvae import SparseVAE
+
+N_PASSES = 20
+CHUNK_ROWS = 90
+SETTINGS = dict(
+    n_components=4,
+    hidden_layer_sizes=(32,),
+    likelihood="bernoulli",
+    batch_size=32,
+    random_state=0,
+)
+
+
+def test_partial_fit_over_memmap_chunks_matches_fit(small_digits, tmp_path):
+    X, _ = small_digits
+    X_train, X_test = X[:450], X[450:]
+    path = tmp_path / "X_train.npy"
+    X_file = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=X_train.shape)
+    X_file[:] = X_train
+    X_file.flush()
+    X_file = np.load(path, mmap_mode="r")  # read-only: partial_fit gets views of the file
+
+    streamed = SparseVAE(**SETTINGS)
+    rng = np.random.default_rng(0)
+    chunk_starts = np.arange(0, len(X_file), CHUNK_ROWS)
+    for _ in range(N_PASSES):
+        for start in rng.permutation(chunk_starts):
+            streamed.partial_fit(X_file[start : start + CHUNK_ROWS])
+    assert streamed.n_iter_ == N_PASSES * len(chunk_starts)
+
+    # The same number of passes over the data held in memory. n_iter_no_change=N_PASSES
+    # keeps fit from stopping early on a noisy epoch.
+    in_memory = SparseVAE(max_iter=N_PASSES, n_iter_no_change=N_PASSES, **SETTINGS)
+    in_memory.fit(X_train)
+    assert in_memory.n_iter_ == N_PASSES
+
+    # Measured over seeds 0-11 (of the model and of the chunk order): the held-out ELBOs
+    # differ by at most 0.28 nats (by +0.09 here), while the passes after the first gain
+    # about 0.9 nats: the margin also catches a stream that stops learning early.
+    streamed_elbo, in_memory_elbo = streamed.score(X_test), in_memory.score(X_test)
+    assert abs(streamed_elbo - in_memory_elbo) < 0.5
