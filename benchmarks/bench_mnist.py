@@ -175,6 +175,8 @@ def print_table(runs, first_column):
             digits = 3 if column in ("Hoyer sparsity", "test accuracy") else 1
             if not values:
                 cells.append("")
+            elif len(values) == 1 and isinstance(values[0], int):
+                cells.append(str(values[0]))
             elif len(values) == 1:
                 cells.append(f"{values[0]:.{digits}f}")
             else:
