@@ -42,7 +42,9 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-train", type=int, default=20000, help="training patches")
     parser.add_argument("--n-test", type=int, default=5000, help="test patches")
-    parser.add_argument("--epochs", type=int, default=100, help="epochs of every VAE")
+    parser.add_argument(
+        "--epochs", type=int, default=100, help="most epochs of every VAE (the cap of max_iter)"
+    )
     parser.add_argument("--patch-size", type=int, default=12, help="side of the patches")
     parser.add_argument("--n-components", type=int, default=25, help="latent dimensions")
     parser.add_argument(

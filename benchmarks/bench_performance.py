@@ -1,0 +1,342 @@
+"""skvae against a hand-written PyTorch loop on MNIST: fit, inference, memory, grid search.
+
+Everything runs in one process with the runs interleaved (skvae, hand-written loop,
+DataLoader loop, then again), and the table gives medians and ratios to the hand-written
+loop. The hand-written model is the same network as skvae's: the same layers and
+activation, Bernoulli likelihood on intensities, a normal posterior, the prior's KL in
+closed form where torch registers it and by Monte Carlo otherwise, Adam, batch 128, a
+preloaded tensor and randperm slicing.
+
+Run ``python benchmarks/bench_performance.py`` (reads MNIST from ``SKVAE_MNIST_DIR``, or
+``../shared/data/mnist`` next to the repository), or ``--quick`` for a smoke run.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.model_selection import GridSearchCV
+from torch import nn
+from torch.distributions import Cauchy, Laplace, Normal, StudentT, kl_divergence
+from torch.nn import functional as F
+
+from skvae import GaussianVAE, SparseVAE
+from skvae.datasets import load_mnist
+
+PRIORS = {
+    "normal": lambda: Normal(0.0, 1.0),
+    "cauchy": lambda: Cauchy(0.0, 1.0),
+    "laplace": lambda: Laplace(0.0, 1.0),
+    "student-t": lambda: StudentT(3.0, 0.0, 1.0),
+}
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def estimator(prior, **params):
+    if prior == "normal":
+        return GaussianVAE(**params)
+    return SparseVAE(prior=prior, **params)
+
+
+class HandVAE(nn.Module):
+    """The VAE as one would write it by hand."""
+
+    def __init__(self, n_features, n_components, hidden, activation, prior):
+        super().__init__()
+        sizes, layers = [n_features, *hidden], []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+            layers += [nn.Linear(n_in, n_out), ACTIVATIONS[activation]()]
+        self.encoder = nn.Sequential(*layers, nn.Linear(sizes[-1], 2 * n_components))
+        sizes, layers = [n_components, *hidden[::-1]], []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+            layers += [nn.Linear(n_in, n_out), ACTIVATIONS[activation]()]
+        self.decoder = nn.Sequential(*layers, nn.Linear(sizes[-1], n_features))
+        self.prior = PRIORS[prior]()
+
+    def loss(self, x):
+        mu, raw_scale = self.encoder(x).chunk(2, dim=-1)
+        std = F.softplus(raw_scale) + 1e-6
+        z = mu + std * torch.randn_like(mu)
+        logits = self.decoder(z)
+        reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+        q = Normal(mu, std)
+        try:
+            kl = kl_divergence(q, self.prior).sum(-1)
+        except NotImplementedError:
+            kl = (q.log_prob(z) - self.prior.log_prob(z)).sum(-1)
+        return (reconstruction + kl).mean()
+
+
+def hand_fit(X, prior, params, epochs, loader=False):
+    torch.manual_seed(0)
+    model = HandVAE(
+        X.shape[1],
+        params["n_components"],
+        params["hidden_layer_sizes"],
+        params["activation"],
+        prior,
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    if loader:
+        data = torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(X), batch_size=params["batch_size"], shuffle=True
+        )
+    for _ in range(epochs):
+        if loader:
+            batches = (x for (x,) in data)
+        else:
+            permutation = torch.randperm(len(X))
+            batches = (
+                X[permutation[i : i + params["batch_size"]]]
+                for i in range(0, len(X), params["batch_size"])
+            )
+        for x in batches:
+            loss = model.loss(x)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return model
+
+
+def timed(function):
+    start = time.perf_counter()
+    result = function()
+    return time.perf_counter() - start, result
+
+
+def bench_fit(X, params, epochs, repeats):
+    """Rows: (name, median seconds per epoch, ratio to the hand-written loop)."""
+    X_tensor = torch.from_numpy(X)
+    rows = []
+    for prior in PRIORS:
+        activation = "relu" if prior == "normal" else "tanh"  # each estimator's default
+        config = dict(params, activation=activation)
+        times = {"skvae": [], "hand-written": [], "DataLoader": []}
+        for _ in range(repeats):
+            vae = estimator(prior, **config, max_iter=epochs, n_iter_no_change=epochs)
+            times["skvae"].append(timed(lambda vae=vae: vae.fit(X))[0])
+            for name, loader in [("hand-written", False), ("DataLoader", True)]:
+                run = partial(hand_fit, X_tensor, prior, config, epochs, loader=loader)
+                times[name].append(timed(run)[0])
+        hand = statistics.median(times["hand-written"])
+        for name, values in times.items():
+            median = statistics.median(values)
+            rows.append((f"fit, prior={prior}, {name}", median / epochs, median / hand))
+    return rows
+
+
+def bench_inference(X, params, repeats):
+    vae = GaussianVAE(**params, max_iter=1).fit(X)
+    module, noise_shape = vae.module_, (vae.n_mc_samples, 1, vae.n_components)
+    batch = 4096
+
+    def raw(function, rows):
+        with torch.inference_mode():
+            outputs = [
+                function(torch.from_numpy(rows[i : i + batch])) for i in range(0, len(rows), batch)
+            ]
+            return torch.cat(outputs).numpy()
+
+    def raw_transform():
+        return raw(lambda x: module.encoder(x).chunk(2, dim=-1)[0], X)
+
+    def raw_elbo():
+        def elbo(x):
+            mu, raw_scale = module.encoder(x).chunk(2, dim=-1)
+            std = F.softplus(raw_scale) + 1e-6
+            z = mu + std * torch.randn(noise_shape)
+            logits = module.decoder(z)
+            log_likelihood = -F.binary_cross_entropy_with_logits(
+                logits, x.expand_as(logits), reduction="none"
+            ).sum(-1)
+            kl = (0.5 * (mu**2 + std**2 - 1) - std.log()).sum(-1)
+            return (log_likelihood - kl).mean(0)
+
+        return raw(elbo, X)
+
+    def raw_sample():
+        with torch.inference_mode():
+            z = torch.randn(len(X), vae.n_components)
+            return torch.bernoulli(torch.sigmoid(module.decoder(z))).numpy()
+
+    pairs = {
+        "transform": (lambda: vae.transform(X), raw_transform),
+        "score_samples": (lambda: vae.score_samples(X), raw_elbo),
+        "sample": (lambda: vae.sample(len(X), random_state=0), raw_sample),
+    }
+    rows = []
+    for name, (ours, theirs) in pairs.items():
+        times = {"skvae": [], "raw": []}
+        for _ in range(repeats):
+            times["skvae"].append(timed(ours)[0])
+            times["raw"].append(timed(theirs)[0])
+        raw_median = statistics.median(times["raw"])
+        for who, values in times.items():
+            median = statistics.median(values)
+            rows.append((f"{name} ({len(X)} rows), {who}", median, median / raw_median))
+    return rows
+
+
+def _resident_bytes():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure_memory(n_rows, epochs):
+    """Run in a subprocess: peak resident memory of a fit above the data already loaded."""
+    X, _ = load_mnist(subset="train")
+    X = np.ascontiguousarray(X[:n_rows], dtype=np.float32)
+    params = dict(
+        n_components=10, likelihood="bernoulli", max_iter=epochs, n_iter_no_change=epochs
+    )
+    # A first fit on a few rows loads the libraries' code and kernels, which are not the
+    # fit's memory; the second fit is the one measured.
+    GaussianVAE(**params).fit(X[:256])
+    vae = GaussianVAE(**params)
+    before, peak, done = _resident_bytes(), [0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], _resident_bytes())
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    vae.fit(X)
+    done.set()
+    watcher.join()
+    n_parameters = sum(p.numel() for p in vae.module_.parameters())
+    budget = X.nbytes + 3 * 4 * n_parameters  # data + weights + Adam's two moments, float32
+    print(f"{peak[0] - before} {X.nbytes} {budget}")
+
+
+def bench_memory(n_rows, epochs):
+    command = [sys.executable, __file__, "--memory-child", str(n_rows), str(epochs)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    added, data, budget = map(int, output.split()[-3:])
+    total = data + added  # the data itself is part of what the fit holds
+    return [
+        (
+            f"fit peak memory, {n_rows} rows: data + fit's additions (MB)",
+            total / 2**20,
+            total / budget,
+        ),
+        ("  budget: data + model + Adam state (MB)", budget / 2**20, 1.0),
+    ]
+
+
+def bench_grid_search(X, params, repeats):
+    grid = {"n_components": [5, 10, 20, 30]}
+    times = {1: [], 2: []}
+    for _ in range(repeats):
+        for n_jobs in times:
+            search = GridSearchCV(GaussianVAE(**params), grid, cv=2, n_jobs=n_jobs)
+            times[n_jobs].append(timed(lambda search=search: search.fit(X))[0])
+    one = statistics.median(times[1])
+    return [
+        (
+            f"GridSearchCV 4 candidates x 2 folds, n_jobs={n}",
+            statistics.median(v),
+            one / statistics.median(v),
+        )
+        for n, v in times.items()
+    ]
+
+
+def bench_quality(X_train, X_test, params, target, max_epochs):
+    """Wall time (training only) until the test negative ELBO falls below ``target``."""
+    vae = GaussianVAE(**params, max_iter=1, warm_start=True)
+    elapsed = 0.0
+    for _ in range(max_epochs):
+        elapsed += timed(lambda: vae.fit(X_train))[0]
+        if -vae.score(X_test) < target:
+            break
+    skvae_row = (f"time to test -ELBO < {target} nats, skvae (epochs: {vae.n_iter_})", elapsed)
+
+    X_tensor, X_test_tensor = torch.from_numpy(X_train), torch.from_numpy(X_test)
+    torch.manual_seed(0)
+    config = dict(params, activation="relu")
+    model = HandVAE(784, config["n_components"], config["hidden_layer_sizes"], "relu", "normal")
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    elapsed, hand_epochs = 0.0, 0
+    for hand_epochs in range(1, max_epochs + 1):  # noqa: B007  (reported after the loop)
+        start = time.perf_counter()
+        permutation = torch.randperm(len(X_tensor))
+        for i in range(0, len(X_tensor), config["batch_size"]):
+            loss = model.loss(X_tensor[permutation[i : i + config["batch_size"]]])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        elapsed += time.perf_counter() - start
+        with torch.inference_mode():
+            test_loss = statistics.mean(model.loss(X_test_tensor).item() for _ in range(10))
+        if test_loss < target:
+            break
+    hand_row = (
+        f"time to test -ELBO < {target} nats, hand-written (epochs: {hand_epochs})",
+        elapsed,
+        1.0,
+    )
+    return [(*skvae_row, skvae_row[1] / elapsed), hand_row]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small data, one repeat")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per timed fit")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats")
+    parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if "SKVAE_MNIST_DIR" not in os.environ:
+        default = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+        os.environ["SKVAE_MNIST_DIR"] = str(default)
+    warnings.simplefilter("ignore")  # fixed epoch budgets end in ConvergenceWarnings
+    if args.memory_child:
+        measure_memory(*args.memory_child)
+        return
+    X_train, _ = load_mnist(subset="train")
+    X_test, _ = load_mnist(subset="test")
+    n_rows, epochs, repeats = (6000, 1, 1) if args.quick else (60000, args.epochs, args.repeats)
+    X = np.ascontiguousarray(X_train[:n_rows])
+    params = dict(
+        n_components=10,
+        hidden_layer_sizes=(256, 128),
+        likelihood="bernoulli",
+        batch_size=128,
+        random_state=0,
+    )
+    print(
+        f"MNIST {n_rows} rows, 784-256-128-10 (mirrored), Bernoulli, batch 128, Adam 1e-3; "
+        f"{epochs} epochs per fit, {repeats} interleaved repeats; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}\n"
+    )
+    print("| what | median (s) | ratio |")
+    print("|---|---:|---:|")
+
+    def show(rows):
+        for name, seconds, ratio in rows:
+            print(
+                f"| {name} | {seconds:.3f} | {'' if ratio is None else f'{ratio:.2f}'} |",
+                flush=True,
+            )
+
+    show(bench_fit(X, params, epochs, repeats))
+    show(bench_inference(np.ascontiguousarray(X_test), params, max(repeats, 3)))
+    show(bench_memory(n_rows, 1))
+    show(bench_grid_search(X[:10000], dict(params, max_iter=2, n_iter_no_change=2), repeats))
+    if not args.quick:
+        show(bench_quality(X, X_test, params, target=100.0, max_epochs=30))
+
+
+if __name__ == "__main__":
+    main()
