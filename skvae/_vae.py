@@ -67,10 +67,9 @@ def _resolve_device(device):
 
 def _available_device(device):
     """The device a model fitted on ``device`` should use here: it, or the CPU with a warning."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    try:
+        return _resolve_device(device)
+    except ValueError:
         warnings.warn(
             f"The model was fitted on {device}, which is not available here; "
             "its weights are loaded on the CPU.",
@@ -78,7 +77,6 @@ def _available_device(device):
             stacklevel=3,
         )
         return torch.device("cpu")
-    return device
 
 
 def _column_mean_std(X, device):
@@ -245,8 +243,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             The fitted estimator.
         """
         reset = not (self.warm_start and hasattr(self, "module_"))
-        X, device = self._validate_fit_data(X, reset=reset)
-        with _unchanged_on_error(self):
+        with _unchanged_on_error(self):  # bad input or a failed fit keeps the fitted model
+            X, device = self._validate_fit_data(X, reset=reset)
             return self._fit(X, device, reset=reset, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -255,8 +253,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data, e.g. one chunk of a dataset too large for memory.
         y : None
             Ignored; present for API consistency.
 
@@ -266,8 +264,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             The fitted estimator.
         """
         reset = not hasattr(self, "module_")
-        X, device = self._validate_fit_data(X, reset=reset)
-        with _unchanged_on_error(self):
+        with _unchanged_on_error(self):  # bad input or a failed fit keeps the fitted model
+            X, device = self._validate_fit_data(X, reset=reset)
             return self._fit(X, device, reset=reset, incremental=True)
 
     def _architecture(self):
@@ -285,32 +283,29 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         }
 
     def _validate_fit_data(self, X, reset):
-        with _unchanged_on_error(self):
-            device = _resolve_device(self.device)
-            architecture = self._architecture()
-            hidden = architecture["hidden_layer_sizes"]
-            if not all(isinstance(h, Integral) and h > 0 for h in hidden):
-                raise ValueError(f"hidden_layer_sizes must be positive integers, got {hidden}.")
-            _distributions.check_kl_finite(self.posterior, self.prior, architecture["df"])
-            if self.posterior == "cauchy" and (
-                not hidden or self.activation in UNBOUNDED_ACTIVATIONS
-            ):
-                raise ValueError(
-                    "posterior='cauchy' needs a bounded decoder: activation='tanh' or "
-                    f"'logistic' and at least one hidden layer (got activation="
-                    f"{self.activation!r}, hidden_layer_sizes={hidden}). A Cauchy code has no "
-                    "mean, so through a decoder that grows linearly in z the expected "
-                    "log-likelihood E_q[log p(x|z)] is -inf, and training diverges."
-                )
-            if not reset:
-                for name, value in self.module_.architecture.items():
-                    if architecture[name] != value:
-                        raise ValueError(
-                            f"Cannot continue training a model fitted with {name}={value!r} "
-                            f"using {name}={architecture[name]!r}; set warm_start=False, or "
-                            "fit again, to train a new model."
-                        )
-            X = self._check_X(X, reset=reset)
+        device = _resolve_device(self.device)
+        architecture = self._architecture()
+        hidden = architecture["hidden_layer_sizes"]
+        if not all(isinstance(h, Integral) and h > 0 for h in hidden):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, got {hidden}.")
+        _distributions.check_kl_finite(self.posterior, self.prior, architecture["df"])
+        if self.posterior == "cauchy" and (not hidden or self.activation in UNBOUNDED_ACTIVATIONS):
+            raise ValueError(
+                "posterior='cauchy' needs a bounded decoder: activation='tanh' or "
+                f"'logistic' and at least one hidden layer (got activation="
+                f"{self.activation!r}, hidden_layer_sizes={hidden}). A Cauchy code has no "
+                "mean, so through a decoder that grows linearly in z the expected "
+                "log-likelihood E_q[log p(x|z)] is -inf, and training diverges."
+            )
+        if not reset:
+            for name, value in self.module_.architecture.items():
+                if architecture[name] != value:
+                    raise ValueError(
+                        f"Cannot continue training a model fitted with {name}={value!r} "
+                        f"using {name}={architecture[name]!r}; set warm_start=False, or "
+                        "fit again, to train a new model."
+                    )
+        X = self._check_X(X, reset=reset)
         return X, device
 
     def _fit(self, X, device, *, reset, incremental):
