@@ -1,4 +1,4 @@
-"""One training function and one inference helper, both over tensors already on the device."""
+"""One training function and one inference helper, over device tensors or sparse batches."""
 
 import numpy as np
 import scipy.sparse as sp
