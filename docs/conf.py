@@ -14,11 +14,6 @@ that a public name appears in the documentation as soon as it is exported.
 import os
 from pathlib import Path
 
-from docutils import nodes
-from docutils.parsers.rst import directives
-from docutils.parsers.rst.directives.images import Figure
-from sphinx.util.docutils import SphinxDirective, SphinxRole
-
 import skvae
 
 DOCS = Path(__file__).resolve().parent
@@ -129,52 +124,6 @@ sphinx_gallery_conf = {
     "matplotlib_animations": False,
 }
 
-# -- Experiments page ------------------------------------------------------------------------
-# The experiments' examples and figures are added one by one; experiments.rst names all of
-# them, and a link or figure appears once its file exists, without breaking the build before.
-
-
-class ExampleRole(SphinxRole):
-    """``:example:`plot_mnist``` links to that gallery example, or names its file if absent."""
-
-    def run(self):
-        # The gallery's pages, rather than the examples folder, decide: an example added
-        # while the build runs has no page yet.
-        if f"auto_examples/{self.text}" in self.env.found_docs:
-            doc_role = self.env.get_domain("std").role("doc")
-            return doc_role(
-                "doc", self.rawtext, f"/auto_examples/{self.text}", self.lineno, self.inliner
-            )
-        # A missing dependency marks the page as changed, so it is read again next build.
-        self.env.note_dependency(str(EXAMPLES / f"{self.text}.py"))
-        return [nodes.literal(self.rawtext, f"examples/{self.text}.py")], []
-
-
-class ExperimentFigure(SphinxDirective):
-    """A figure, shown only once its image file exists (the caption is the content)."""
-
-    required_arguments = 1
-    has_content = True
-    option_spec = {"alt": directives.unchanged, "width": directives.unchanged}
-
-    def run(self):
-        path = Path(self.env.doc2path(self.env.docname)).parent / self.arguments[0]
-        if not path.is_file():
-            self.env.note_dependency(str(path))
-            return []
-        figure = Figure(
-            "figure",
-            self.arguments,
-            {**self.options, "align": "center"},
-            self.content,
-            self.lineno,
-            self.content_offset,
-            self.block_text,
-            self.state,
-            self.state_machine,
-        )
-        return figure.run()
-
 
 def _skip_scikit_learn_member(app, what, name, obj, skip, options):
     """Leave out what skvae's estimators inherit from scikit-learn (get_params, set_output,
@@ -186,5 +135,3 @@ def _skip_scikit_learn_member(app, what, name, obj, skip, options):
 
 def setup(app):
     app.connect("autodoc-skip-member", _skip_scikit_learn_member)
-    app.add_role("example", ExampleRole())
-    app.add_directive("experiment-figure", ExperimentFigure)
