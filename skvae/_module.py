@@ -31,6 +31,10 @@ class GaussianLikelihood(nn.Module):
     at the mean one for near-constant features, which the untrained decoder does not fit.
     """
 
+    #: Interval the data must lie in, and whether it must hold integers (see ``check_data``).
+    support = (-math.inf, math.inf)
+    integer_valued = False
+
     def __init__(self, n_features):
         super().__init__()
         self.raw_scale = nn.Parameter(torch.zeros(n_features))
@@ -54,6 +58,9 @@ class GaussianLikelihood(nn.Module):
 
 class BernoulliLikelihood(nn.Module):
     """p(x|z) = Bernoulli(sigmoid(decoder(z))), for data in [0, 1] (binary or intensities)."""
+
+    support = (0.0, 1.0)
+    integer_valued = False
 
     def __init__(self, n_features):
         super().__init__()
@@ -90,6 +97,9 @@ _MAX_LOG_RATE = 30.0
 class PoissonLikelihood(nn.Module):
     """p(x|z) = Poisson(exp(decoder(z))), for counts such as bag-of-words."""
 
+    support = (0.0, math.inf)
+    integer_valued = True
+
     def __init__(self, n_features):
         super().__init__()
 
@@ -112,6 +122,9 @@ class NegativeBinomialLikelihood(nn.Module):
     scvi-tools' parametrisation: variance ``mean + mean^2 / theta``, so overdispersed counts
     are fitted without inflating the mean; theta is learned per feature, starting at 1.
     """
+
+    support = (0.0, math.inf)
+    integer_valued = True
 
     def __init__(self, n_features):
         super().__init__()
@@ -212,6 +225,14 @@ class VAEModule(nn.Module):
         loc, raw_scale = self.encoder(x).chunk(2, dim=-1)
         scale = F.softplus(raw_scale) + _MIN_POSTERIOR_SCALE
         return self._posterior_family(loc, scale, validate_args=False)
+
+    def posterior_mode(self, x):
+        """The mode of q(z|x): its location, for every family in ``POSTERIORS``.
+
+        Equal to ``self.posterior(x).mode``, without computing the scale that the mode does
+        not need (``transform`` is a forward pass and nothing more).
+        """
+        return self.encoder(x).chunk(2, dim=-1)[0]
 
     def decode(self, z):
         """p(x|z) as a distribution over each feature."""

@@ -15,6 +15,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn import get_config
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -23,7 +24,7 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state, check_scalar
+from sklearn.utils import assert_all_finite, check_random_state, check_scalar
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
@@ -123,6 +124,36 @@ def _check_float32_range(X, name="X"):
             f"{name} has values beyond float32's range (|x| > {largest:.3g}), in which skvae "
             "computes; rescale it, e.g. with StandardScaler."
         )
+
+
+def _value_range(values):
+    """(min, max) of a float array in one pass; NaN if it holds a NaN."""
+    if values.size == 0:
+        return 0.0, 0.0
+    if values.flags.writeable and values.dtype.isnative:
+        low, high = torch.aminmax(torch.from_numpy(values))  # one multithreaded pass
+        return low.item(), high.item()
+    return values.min(), values.max()  # torch cannot wrap read-only memory
+
+
+def _check_values(values, likelihood, estimator_name):
+    """Refuse non-finite values, values beyond float32's range, and data the likelihood cannot
+    model (outside ``likelihood.support``, or not integers where it needs counts).
+
+    Valid data costs one min/max pass, a third of the passes the separate checks make; they
+    run, to name the problem, only when that pass finds one (or when counts must be checked).
+    As in scikit-learn, ``sklearn.set_config(assume_finite=True)`` skips the finiteness check.
+    """
+    largest = float(np.finfo(np.float32).max)
+    low, high = likelihood.support
+    found_low, found_high = _value_range(values)
+    in_range = max(low, -largest) <= found_low and found_high <= min(high, largest)  # NaN: False
+    if in_range and not likelihood.integer_valued:
+        return
+    if not get_config()["assume_finite"]:
+        assert_all_finite(values, input_name="X", estimator_name=estimator_name)
+    _check_float32_range(values)
+    likelihood.check_data(values)
 
 
 @contextmanager
@@ -463,13 +494,17 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     def _check_X(self, X, reset):
         """Validated float data: a dense array, or a CSR matrix (batches are densified)."""
         X = validate_data(
-            self, X, dtype=[np.float64, np.float32], accept_sparse=("csr", "csc"), reset=reset
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            accept_sparse=("csr", "csc"),
+            reset=reset,
+            ensure_all_finite=False,  # _check_values does it, in its single pass
         )
         if sp.issparse(X):
             X = X.tocsr()
         values = X.data if sp.issparse(X) else X  # implicit zeros suit every likelihood
-        _check_float32_range(values)
-        LIKELIHOODS[self.likelihood].check_data(values)
+        _check_values(values, LIKELIHOODS[self.likelihood], type(self).__name__)
         return X
 
     def _elbo(self, X, device):
@@ -500,7 +535,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             Latent codes, of the dtype of X (float32 or float64).
         """
         X = self._validate_data(X)
-        Z = predict(lambda x: self.module_.posterior(x).mode, X, self._device())
+        Z = predict(self.module_.posterior_mode, X, self._device())
         return Z.astype(X.dtype, copy=False)
 
     def inverse_transform(self, X):

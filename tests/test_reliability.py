@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
+import sklearn
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -263,6 +265,46 @@ def test_values_beyond_float32_are_refused(small_digits, method):
     huge[0, 0] = 1e300
     with pytest.raises(ValueError, match="beyond float32's range"):
         getattr(vae, method)(huge)
+
+
+CONTAINERS = {
+    "float32": lambda X: X.astype(np.float32),
+    "fortran": np.asfortranarray,
+    "read-only": lambda X: np.lib.stride_tricks.as_strided(X, writeable=False),
+    "csr": lambda X: sp.csr_matrix(X),
+}
+PROBLEMS = [
+    (np.nan, "Input X contains NaN"),
+    (np.inf, "Input X contains infinity"),
+    (-np.inf, "Input X contains infinity"),
+    (1.5, r"needs data in \[0, 1\], got values in \[0, 1.5\]"),
+]
+
+
+@pytest.mark.parametrize("value, message", PROBLEMS, ids=["nan", "inf", "-inf", "range"])
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_the_one_pass_check_names_each_problem(small_digits, container, value, message):
+    # Valid data costs one min/max pass; bad data then gets scikit-learn's own messages, in
+    # every memory layout the pass handles differently.
+    X, _ = small_digits
+    vae = GaussianVAE(**{**FAST, "likelihood": "bernoulli"}).fit(X)
+    bad = X.copy()
+    bad[3, 5] = value
+    for method in ("transform", "score_samples"):
+        with pytest.raises(ValueError, match=message):
+            getattr(vae, method)(CONTAINERS[container](bad))
+    assert np.isfinite(vae.score_samples(CONTAINERS[container](X))).all()
+
+
+def test_assume_finite_skips_only_the_finiteness_check(small_digits):
+    X, _ = small_digits
+    vae = GaussianVAE(**{**FAST, "likelihood": "bernoulli"}).fit(X)
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with sklearn.config_context(assume_finite=True):
+        assert np.isnan(vae.transform(bad)[0]).all()  # scikit-learn's contract: no check
+        with pytest.raises(ValueError, match="needs data in"):
+            vae.transform(X * 2)  # the likelihood's range is still checked
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.int64, np.uint8, bool])
