@@ -15,6 +15,7 @@ import torch
 
 from . import __version__
 from ._module import VAEModule
+from ._training import make_optimizer
 from ._vae import GaussianVAE, SparseVAE, _available_device, _resolve_device
 
 MAGIC = b"skvae-model\n"
@@ -145,7 +146,7 @@ def _restore(content, device):
     module.architecture = architecture
     target = _resolve_device(device) if device else _available_device(estimator.device)
     estimator.module_ = module.to(target).eval()
-    estimator._optimizer = torch.optim.Adam(module.parameters())
+    estimator._optimizer = make_optimizer(module.parameters())
     estimator._optimizer.load_state_dict(_map_tensors(content["optimizer"], target))
     position, has_gauss, cached_gaussian = content["random_state"]["state"]
     keys = content["random_state"]["keys"].numpy().astype(np.uint32)

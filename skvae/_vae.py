@@ -31,7 +31,13 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _distributions
 from ._module import ACTIVATIONS, LIKELIHOODS, UNBOUNDED_ACTIVATIONS, VAEModule
-from ._training import INFERENCE_BATCH_SIZE, predict, train_epoch, training_data
+from ._training import (
+    INFERENCE_BATCH_SIZE,
+    make_optimizer,
+    predict,
+    train_epoch,
+    training_data,
+)
 
 
 def _check_random_state(random_state):
@@ -349,7 +355,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             self.module_ = VAEModule(n_features, **architecture, generator=init_generator)
             self.module_.architecture = architecture
             self.module_.to(device).reset_output(*_column_mean_std(X_all, device))
-            self._optimizer = torch.optim.Adam(self.module_.parameters())
+            self._optimizer = make_optimizer(self.module_.parameters())
             self._n_features_out = self.n_components
             self.n_iter_ = 0
             self.loss_curve_ = []
