@@ -48,6 +48,36 @@ def make_optimizer(parameters):
     return torch.optim.Adam(parameters, fused=fused or None)
 
 
+# Training steps between two flushes of subnormal optimizer moments on the CPU.
+FLUSH_INTERVAL = 50
+
+
+def flush_subnormal_moments(optimizer):
+    """Set the subnormal entries of Adam's moments to zero, as a flush-to-zero CPU would.
+
+    A weight whose gradient is exactly zero batch after batch (one reading a pixel that is
+    almost always 0, or feeding a dead ReLU unit) has moments that decay geometrically into
+    the subnormal range, below 1.2e-38, where x86 CPUs compute many times slower. After 3
+    MNIST epochs of a 784-512-256-32 model, 245,000 such entries made a fused Adam step 5x
+    slower (3.2 ms against 0.63 ms once they were zeroed). ``torch.set_flush_denormal`` sets
+    the flag for the calling thread only, not for torch's OpenMP workers, so it does not
+    help. A subnormal moment moves a weight by less than 1e-30, so zeroing it changes
+    nothing that float32 weights can show.
+    """
+    for state in optimizer.state.values():
+        for name in ("exp_avg", "exp_avg_sq"):
+            moment = state.get(name)
+            if moment is not None and moment.is_floating_point():
+                moment.masked_fill_(moment.abs() < torch.finfo(moment.dtype).tiny, 0.0)
+
+
+def _steps_taken(optimizer):
+    """The number of steps Adam has taken, which it counts in each parameter's state."""
+    for state in optimizer.state.values():
+        return int(state["step"])
+    return 0
+
+
 def _rows(X, index, device):
     if torch.is_tensor(X):
         return X[index]
@@ -61,20 +91,26 @@ def train_epoch(module, optimizer, X, *, batch_size, beta, generator):
     densified as they are drawn. Batches are slices of a random permutation drawn from
     ``generator``, which lives on the module's device. Returns the mean training loss (the
     negative beta-ELBO, in nats per row), with one host synchronisation at the end (a
-    sparse X adds one per batch, to gather its rows on the host).
+    sparse X adds one per batch, to gather its rows on the host). On the CPU, subnormal
+    optimizer moments are flushed to zero every ``FLUSH_INTERVAL`` steps, counted over all
+    calls.
     """
     n_samples = X.shape[0]
     n_components = module.prior_loc.shape[0]
     device = generator.device
+    flush = device.type == "cpu"  # GPUs compute on subnormal numbers at full speed
+    steps_taken = _steps_taken(optimizer) if flush else 0  # partial_fit may take few a call
     permutation = torch.randperm(n_samples, generator=generator, device=device)
     total = torch.zeros((), device=device)
-    for start in range(0, n_samples, batch_size):
+    for step, start in enumerate(range(0, n_samples, batch_size), start=steps_taken + 1):
         batch = _rows(X, permutation[start : start + batch_size], device)
         noise = uniform((batch.shape[0], n_components), generator, device=device)
         loss = -module.elbo(batch, noise, beta).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if flush and step % FLUSH_INTERVAL == 0:
+            flush_subnormal_moments(optimizer)
         total += loss.detach() * batch.shape[0]
     return total.item() / n_samples
 

@@ -17,7 +17,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from skvae import GaussianVAE, SparseVAE
-from skvae._training import make_optimizer, train_epoch, training_data
+from skvae._training import (
+    FLUSH_INTERVAL,
+    flush_subnormal_moments,
+    make_optimizer,
+    train_epoch,
+    training_data,
+)
 
 FAST = dict(n_components=4, hidden_layer_sizes=(32,), max_iter=3, random_state=0)
 
@@ -349,6 +355,39 @@ def test_adam_is_fused_where_torch_has_the_kernel(fitted):
     assert fitted._optimizer.param_groups[0]["fused"] is True
     elsewhere = make_optimizer([torch.nn.Parameter(torch.zeros(2, device="meta"))])
     assert elsewhere.param_groups[0]["fused"] is None  # torch's default implementation
+
+
+def test_flush_zeroes_only_subnormal_moments():
+    parameter = torch.nn.Parameter(torch.zeros(5))
+    optimizer = make_optimizer([parameter])
+    parameter.grad = torch.ones(5)
+    optimizer.step()
+    values = torch.tensor([1e-39, -1e-40, 0.0, 1e-37, -2.5])  # two subnormal, three not
+    for name in ("exp_avg", "exp_avg_sq"):
+        optimizer.state[parameter][name].copy_(values)
+    flush_subnormal_moments(optimizer)
+    for name in ("exp_avg", "exp_avg_sq"):
+        expected = torch.tensor([0.0, 0.0, 0.0, 1e-37, -2.5])
+        assert torch.equal(optimizer.state[parameter][name], expected)
+
+
+def test_training_flushes_subnormal_moments_across_partial_fit_calls(small_digits):
+    # Pixel 0 of the digits is always 0, so the first layer's weights on it get exactly zero
+    # gradients and their moments only decay: a subnormal value stays subnormal for thousands
+    # of steps unless it is flushed. Calls of 3 steps each still flush every FLUSH_INTERVAL.
+    X, _ = small_digits
+    assert not X[:, 0].any()
+    vae = GaussianVAE(n_components=2, hidden_layer_sizes=(8,), batch_size=50, random_state=0)
+    vae.partial_fit(X[:150])
+    state = vae._optimizer.state[vae.module_.encoder[0].weight]
+    for name in ("exp_avg", "exp_avg_sq"):
+        state[name][:, 0] = 1e-39
+    while int(state["step"]) < FLUSH_INTERVAL - 3:
+        vae.partial_fit(X[:150])
+        assert (state["exp_avg_sq"][:, 0] != 0).all()  # decaying, not yet flushed
+    vae.partial_fit(X[:150])
+    for name in ("exp_avg", "exp_avg_sq"):
+        assert not state[name][:, 0].any()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
