@@ -254,17 +254,25 @@ def measure_memory(n_rows, epochs):
     print(f"{peak[0] - before} {X.nbytes} {budget}")
 
 
-def bench_memory(n_rows, epochs):
+def bench_memory(n_rows, epochs, repeats=5):
+    """Peak memory of a fit, median of ``repeats`` fresh processes.
+
+    It varies from run to run (22 to 72 MB above the data, in runs of one commit) with how
+    the allocator's arenas happen to grow, so the table gives the median and the largest.
+    """
     command = [sys.executable, __file__, "--memory-child", str(n_rows), str(epochs)]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    added, data, budget = map(int, output.split()[-3:])
-    total = data + added  # the data itself is part of what the fit holds
+    totals = []
+    for _ in range(repeats):
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        added, data, budget = map(int, output.split()[-3:])
+        totals.append(data + added)  # the data itself is part of what the fit holds
     return [
         (
-            f"fit peak memory, {n_rows} rows: data + fit's additions (MB)",
-            total / 2**20,
-            total / budget,
+            f"fit peak memory, {n_rows} rows: data + fit's additions (MB), median of {repeats}",
+            statistics.median(totals) / 2**20,
+            statistics.median(totals) / budget,
         ),
+        (f"  the same, largest of {repeats}", max(totals) / 2**20, max(totals) / budget),
         ("  budget: data + model + Adam state (MB)", budget / 2**20, 1.0),
     ]
 
