@@ -341,11 +341,31 @@ def bench_quality(X_train, X_test, params, target, max_epochs):
     return rows
 
 
+def bench_compile(X, params, epochs=3):
+    """Seconds per epoch of the tuned hand-written loop, eager and with its loss under
+    ``torch.compile``: the first epoch (which compiles) and the median of the others."""
+    X_tensor, config = torch.from_numpy(X), dict(params, activation="relu")
+    rows = []
+    for name, compiled in [("eager", False), ("torch.compile", True)]:
+        loop = HandLoop(X_tensor, "normal", config, tuned=True)
+        if compiled:
+            loop.model.loss = torch.compile(loop.model.loss)
+        times = [timed(loop.epoch)[0] for _ in range(epochs)]
+        label = f"tuned hand-written loop, {name}"
+        rows.append((f"{label}: first epoch", times[0]))
+        rows.append((f"{label}: later epochs", statistics.median(times[1:])))
+    eager = rows[1][1]
+    return [(name, seconds, seconds / eager) for name, seconds in rows]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data, one repeat")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per timed fit")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats")
+    parser.add_argument(
+        "--compile", action="store_true", help="only time torch.compile against eager"
+    )
     parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if "SKVAE_MNIST_DIR" not in os.environ:
@@ -380,6 +400,9 @@ def main():
             ratios = [f"{r:.2f}" for r in ratios] + [""] * (2 - len(ratios))
             print(f"| {name} | {seconds:.3f} | {' | '.join(ratios)} |", flush=True)
 
+    if args.compile:
+        show(bench_compile(X, params))
+        return
     show(bench_fit(X, params, epochs, repeats))
     show(bench_inference(np.ascontiguousarray(X_test), params, max(repeats, 3)))
     show(bench_memory(n_rows, 1))
