@@ -341,6 +341,92 @@ def bench_quality(X_train, X_test, params, target, max_epochs):
     return rows
 
 
+PYTHAE_INSTALL = (
+    "pip install --no-deps pythae && pip install cloudpickle imageio pydantic tqdm "
+    "typing-extensions (pythae pins nothing that needs another torch)"
+)
+
+
+def pythae_trainer(X, params, epochs, output_dir):
+    """pythae's VAE and BaseTrainer on the same architecture, or None if not installed."""
+    try:
+        from pythae.data.datasets import BaseDataset
+        from pythae.models import VAE, VAEConfig
+        from pythae.models.base.base_utils import ModelOutput
+        from pythae.models.nn import BaseDecoder, BaseEncoder
+        from pythae.trainers import BaseTrainer, BaseTrainerConfig
+    except ImportError:
+        return None
+    hidden, n_components = list(params["hidden_layer_sizes"]), params["n_components"]
+
+    def mlp(sizes):
+        layers = []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+            layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+        return nn.Sequential(*layers[:-1])
+
+    class Encoder(BaseEncoder):
+        def __init__(self):
+            super().__init__()
+            self.net = mlp([X.shape[1], *hidden, 2 * n_components])
+
+        def forward(self, x):
+            mu, log_var = self.net(x.reshape(len(x), -1)).chunk(2, dim=-1)
+            return ModelOutput(embedding=mu, log_covariance=log_var)
+
+    class Decoder(BaseDecoder):
+        def __init__(self):
+            super().__init__()
+            self.net = mlp([n_components, *hidden[::-1], X.shape[1]])
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
+
+    config = VAEConfig(input_dim=(X.shape[1],), latent_dim=n_components, reconstruction_loss="bce")
+    model = VAE(config, encoder=Encoder(), decoder=Decoder())
+    training_config = BaseTrainerConfig(
+        output_dir=output_dir,
+        num_epochs=epochs,
+        learning_rate=1e-3,
+        per_device_train_batch_size=params["batch_size"],
+        per_device_eval_batch_size=params["batch_size"],
+        optimizer_cls="Adam",
+        steps_saving=None,
+        no_cuda=True,
+    )
+    dataset = BaseDataset(torch.from_numpy(X), torch.zeros(len(X)))
+    return BaseTrainer(model, dataset, training_config=training_config)
+
+
+def run_pythae(X, params, epochs, output_dir):
+    pythae_trainer(X, params, epochs, output_dir).train()
+
+
+def bench_pythae(X, params, epochs, repeats):
+    """pythae's trainer (trainer set-up included) against the plain hand-written loop."""
+    import logging
+    import tempfile
+
+    logging.getLogger("pythae").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory() as output_dir:
+        if pythae_trainer(X[:256], params, 1, output_dir) is None:
+            message = f"pythae is not installed, so it is skipped; to include it: {PYTHAE_INSTALL}"
+            print(message, file=sys.stderr)
+            return []
+        config = dict(params, activation="relu")
+        times = {"pythae": [], "hand-written": []}
+        for _ in range(repeats):
+            torch.manual_seed(0)
+            times["pythae"].append(timed(partial(run_pythae, X, params, epochs, output_dir))[0])
+            run = partial(hand_fit, torch.from_numpy(X), "normal", config, epochs)
+            times["hand-written"].append(timed(run)[0])
+    hand = statistics.median(times["hand-written"])
+    return [
+        (f"fit, prior=normal, {name}", statistics.median(v) / epochs, statistics.median(v) / hand)
+        for name, v in times.items()
+    ]
+
+
 def bench_compile(X, params, epochs=3):
     """Seconds per epoch of the tuned hand-written loop, eager and with its loss under
     ``torch.compile``: the first epoch (which compiles) and the median of the others."""
@@ -364,7 +450,9 @@ def main():
     parser.add_argument("--epochs", type=int, default=2, help="epochs per timed fit")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats")
     parser.add_argument(
-        "--compile", action="store_true", help="only time torch.compile against eager"
+        "--only",
+        choices=["compile", "pythae"],
+        help="time only torch.compile against eager, or only pythae's trainer",
     )
     parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -400,10 +488,14 @@ def main():
             ratios = [f"{r:.2f}" for r in ratios] + [""] * (2 - len(ratios))
             print(f"| {name} | {seconds:.3f} | {' | '.join(ratios)} |", flush=True)
 
-    if args.compile:
+    if args.only == "compile":
         show(bench_compile(X, params))
         return
+    if args.only == "pythae":
+        show(bench_pythae(X, params, epochs, repeats))
+        return
     show(bench_fit(X, params, epochs, repeats))
+    show(bench_pythae(X, params, epochs, repeats))
     show(bench_inference(np.ascontiguousarray(X_test), params, max(repeats, 3)))
     show(bench_memory(n_rows, 1))
     show(bench_grid_search(X[:10000], dict(params, max_iter=10, n_iter_no_change=10), repeats))
