@@ -407,7 +407,8 @@ def bench_pythae(X, params, epochs, repeats):
     import logging
     import tempfile
 
-    logging.getLogger("pythae").setLevel(logging.WARNING)
+    # pythae's trainer module sets its own logger to INFO; its tqdm bar is left on (its default).
+    logging.getLogger("pythae.trainers.base_trainer").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as output_dir:
         if pythae_trainer(X[:256], params, 1, output_dir) is None:
             message = f"pythae is not installed, so it is skipped; to include it: {PYTHAE_INSTALL}"
