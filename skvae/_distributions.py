@@ -17,6 +17,8 @@ from scipy import special
 from torch.distributions import (
     Bernoulli,
     Cauchy,
+    Chi2,
+    Distribution,
     Laplace,
     NegativeBinomial,
     Normal,
@@ -25,15 +27,28 @@ from torch.distributions import (
     register_kl,
 )
 from torch.distributions import StudentT as _StudentT
+from torch.distributions.utils import broadcast_all, lazy_property
 
 
 class StudentT(_StudentT):
-    """Student-t distribution with an inverse CDF.
+    """Student-t distribution with an inverse CDF, built without a host-to-device copy.
 
     torch's ``StudentT`` has no ``icdf``; it is needed to draw prior samples with an explicit
     generator. It goes through ``scipy.special.stdtrit`` and so carries no gradient, which the
     prior does not need.
+
+    torch's constructor also builds the ``Chi2`` that only ``rsample`` uses, turning a Python
+    0.5 into a tensor on the distribution's device: on a GPU that is a host-to-device copy in
+    every training step, which a CUDA graph cannot capture. Here it is built on first use.
     """
+
+    def __init__(self, df, loc=0.0, scale=1.0, validate_args=None):
+        self.df, self.loc, self.scale = broadcast_all(df, loc, scale)
+        Distribution.__init__(self, self.df.size(), validate_args=validate_args)
+
+    @lazy_property
+    def _chi2(self):
+        return Chi2(self.df)
 
     def icdf(self, value):
         quantile = special.stdtrit(self.df.detach().cpu().numpy(), value.detach().cpu().numpy())
