@@ -78,40 +78,127 @@ def _steps_taken(optimizer):
     return 0
 
 
+#: Whether full CUDA batches replay a captured graph of the training step (see
+#: ``CUDAGraphStep``); the benchmarks switch it off to time the eager step.
+CUDA_GRAPHS = True
+
+
+def training_step(module, optimizer, *, beta, batch_size):
+    """The training step of one fit: ``step(batch, noise)`` takes one Adam step on the
+    negative beta-ELBO of a batch and returns its mean loss, a 0-d device tensor.
+
+    On the CPU it flushes subnormal optimizer moments every ``FLUSH_INTERVAL`` steps,
+    counted by Adam over all calls, so that ``partial_fit`` calls of a few steps each flush
+    too. On CUDA, batches of ``batch_size`` rows replay one CUDA graph of the whole step
+    (``CUDAGraphStep``).
+    """
+
+    def step(batch, noise):
+        loss = -module.elbo(batch, noise, beta).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    device = next(module.parameters()).device
+    if device.type == "cpu":
+
+        def step_and_flush(batch, noise):
+            loss = step(batch, noise)
+            if _steps_taken(optimizer) % FLUSH_INTERVAL == 0:
+                flush_subnormal_moments(optimizer)
+            return loss
+
+        return step_and_flush
+    if device.type == "cuda" and CUDA_GRAPHS:
+        return CUDAGraphStep(step, optimizer, batch_size)
+    return step  # GPUs compute on subnormal numbers at full speed
+
+
+class CUDAGraphStep:
+    """``step`` captured once as a CUDA graph for batches of ``batch_size`` rows, then replayed.
+
+    An eager step launches each of its kernels from Python (forward, backward and Adam's
+    update: over a hundred for the default model), and at small batches the GPU waits on
+    those launches. A replay launches the whole step at once. The first ``warmup_steps``
+    full batches run eagerly on a side stream, as torch requires before a capture; batches
+    of another size (an epoch's last one) always run eagerly. The graph holds fixed
+    addresses, which stay valid: weights and Adam's moments are updated in place, and the
+    gradients live in the graph's own memory. The returned loss is the graph's output
+    tensor, overwritten by the next replay.
+    """
+
+    warmup_steps = 3
+
+    def __init__(self, step, optimizer, batch_size):
+        self._step, self._optimizer, self._batch_size = step, optimizer, batch_size
+        self._eager_steps = 0
+        self._graph = None
+
+    def __call__(self, batch, noise):
+        if batch.shape[0] != self._batch_size:
+            return self._step(batch, noise)
+        if self._graph is None:
+            if self._eager_steps < self.warmup_steps:
+                self._eager_steps += 1
+                return self._on_side_stream(batch, noise)
+            self._capture(batch, noise)
+        self._batch.copy_(batch)
+        self._noise.copy_(noise)
+        self._graph.replay()
+        return self._loss
+
+    def _on_side_stream(self, batch, noise):
+        current = torch.cuda.current_stream(batch.device)
+        side = torch.cuda.Stream(batch.device)
+        side.wait_stream(current)
+        with torch.cuda.stream(side):
+            loss = self._step(batch, noise)
+        current.wait_stream(side)
+        return loss
+
+    def _capture(self, batch, noise):
+        self._batch, self._noise = batch.clone(), noise.clone()
+        self._optimizer.zero_grad(set_to_none=True)  # backward allocates them in the graph
+        self._graph = torch.cuda.CUDAGraph()
+        groups = self._optimizer.param_groups
+        capturable = [group["capturable"] for group in groups]
+        for group in groups:  # Adam refuses a capture otherwise (fused, it needs no change)
+            group["capturable"] = True
+        try:
+            # thread_local: fits in other threads may go on allocating while this one captures
+            with torch.cuda.graph(self._graph, capture_error_mode="thread_local"):
+                self._loss = self._step(self._batch, self._noise)
+        finally:
+            for group, value in zip(groups, capturable, strict=True):
+                group["capturable"] = value
+
+
 def _rows(X, index, device):
     if torch.is_tensor(X):
         return X[index]
     return as_tensor(X[index.cpu().numpy()], device)
 
 
-def train_epoch(module, optimizer, X, *, batch_size, beta, generator):
+def train_epoch(step, X, *, batch_size, n_components, generator):
     """One pass of minibatch gradient ascent on the ELBO over the rows of ``X``.
 
-    ``X`` is a tensor already on the module's device, or a CSR matrix whose batches are
-    densified as they are drawn. Batches are slices of a random permutation drawn from
-    ``generator``, which lives on the module's device. Returns the mean training loss (the
-    negative beta-ELBO, in nats per row), with one host synchronisation at the end (a
-    sparse X adds one per batch, to gather its rows on the host). On the CPU, subnormal
-    optimizer moments are flushed to zero every ``FLUSH_INTERVAL`` steps, counted over all
-    calls.
+    ``step`` is the fit's ``training_step``. ``X`` is a tensor already on the module's
+    device, or a CSR matrix whose batches are densified as they are drawn. Batches are
+    slices of a random permutation drawn from ``generator``, which lives on the module's
+    device, and so does each batch's noise (``n_components`` uniform draws per row). Returns
+    the mean training loss (the negative beta-ELBO, in nats per row), with one host
+    synchronisation at the end (a sparse X adds one per batch, to gather its rows on the
+    host).
     """
     n_samples = X.shape[0]
-    n_components = module.prior_loc.shape[0]
     device = generator.device
-    flush = device.type == "cpu"  # GPUs compute on subnormal numbers at full speed
-    steps_taken = _steps_taken(optimizer) if flush else 0  # partial_fit may take few a call
     permutation = torch.randperm(n_samples, generator=generator, device=device)
     total = torch.zeros((), device=device)
-    for step, start in enumerate(range(0, n_samples, batch_size), start=steps_taken + 1):
+    for start in range(0, n_samples, batch_size):
         batch = _rows(X, permutation[start : start + batch_size], device)
         noise = uniform((batch.shape[0], n_components), generator, device=device)
-        loss = -module.elbo(batch, noise, beta).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if flush and step % FLUSH_INTERVAL == 0:
-            flush_subnormal_moments(optimizer)
-        total += loss.detach() * batch.shape[0]
+        total.add_(step(batch, noise), alpha=batch.shape[0])
     return total.item() / n_samples
 
 

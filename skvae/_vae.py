@@ -37,6 +37,7 @@ from ._training import (
     predict,
     train_epoch,
     training_data,
+    training_step,
 )
 
 
@@ -385,6 +386,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
         X = training_data(X, device) if early_stopping else X_all
         generator = _torch_generator(self._random_state, device)
+        step = training_step(
+            self.module_, self._optimizer, beta=self.beta, batch_size=self.batch_size
+        )
         name = type(self).__name__
         no_improvement_count = 0
         n_epochs = 1 if incremental else self.max_iter
@@ -396,11 +400,10 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 state = self._training_state()  # what an interrupted or diverged epoch returns to
                 try:
                     loss = train_epoch(
-                        self.module_,
-                        self._optimizer,
+                        step,
                         X,
                         batch_size=self.batch_size,
-                        beta=self.beta,
+                        n_components=self.n_components,
                         generator=generator,
                     )
                     finite = math.isfinite(loss) and self._weights_are_finite()
