@@ -32,13 +32,15 @@ from torch.distributions import Cauchy, Laplace, Normal, StudentT, kl_divergence
 from torch.nn import functional as F
 
 from skvae import GaussianVAE, SparseVAE
+from skvae import _training as skvae_training
+from skvae import _vae as skvae_vae
 from skvae.datasets import load_mnist
 
-PRIORS = {
-    "normal": lambda: Normal(0.0, 1.0),
-    "cauchy": lambda: Cauchy(0.0, 1.0),
-    "laplace": lambda: Laplace(0.0, 1.0),
-    "student-t": lambda: StudentT(3.0, 0.0, 1.0),
+PRIORS = {  # prior name -> the distribution, given zero and one tensors on the device
+    "normal": lambda zero, one, validate: Normal(zero, one, validate),
+    "cauchy": lambda zero, one, validate: Cauchy(zero, one, validate),
+    "laplace": lambda zero, one, validate: Laplace(zero, one, validate),
+    "student-t": lambda zero, one, validate: StudentT(3 * one, zero, one, validate),
 }
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -52,8 +54,9 @@ def estimator(prior, **params):
 class HandVAE(nn.Module):
     """The VAE as one would write it by hand."""
 
-    def __init__(self, n_features, n_components, hidden, activation, prior):
+    def __init__(self, n_features, n_components, hidden, activation, prior, device, validate):
         super().__init__()
+        self.validate = validate  # torch.distributions' argument checks (None: its default)
         sizes, layers = [n_features, *hidden], []
         for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
             layers += [nn.Linear(n_in, n_out), ACTIVATIONS[activation]()]
@@ -62,7 +65,9 @@ class HandVAE(nn.Module):
         for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
             layers += [nn.Linear(n_in, n_out), ACTIVATIONS[activation]()]
         self.decoder = nn.Sequential(*layers, nn.Linear(sizes[-1], n_features))
-        self.prior = PRIORS[prior]()
+        self.to(device)
+        zero, one = torch.zeros((), device=device), torch.ones((), device=device)
+        self.prior = PRIORS[prior](zero, one, validate)
 
     def loss(self, x):
         mu, raw_scale = self.encoder(x).chunk(2, dim=-1)
@@ -70,7 +75,7 @@ class HandVAE(nn.Module):
         z = mu + std * torch.randn_like(mu)
         logits = self.decoder(z)
         reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
-        q = Normal(mu, std)
+        q = Normal(mu, std, validate_args=self.validate)
         try:
             kl = kl_divergence(q, self.prior).sum(-1)
         except NotImplementedError:
@@ -87,52 +92,90 @@ def flush_subnormals(optimizer):
 
 class HandLoop:
     """The training loop as one writes it by hand: a preloaded tensor and randperm slicing,
-    or a DataLoader. ``tuned`` adds what skvae does: fused Adam, and flushing subnormal
-    moments every 50 steps."""
+    or a DataLoader (over host memory, each batch moved to the device). ``tuned`` adds what
+    skvae does: fused Adam, distributions without argument checks, and flushing subnormal
+    moments every 50 steps on the CPU, or replaying a CUDA graph of the whole step on CUDA
+    (torch's "whole-network capture" recipe: three warm-up steps on a side stream, then
+    the capture)."""
 
-    def __init__(self, X, prior, params, loader=False, tuned=False):
+    def __init__(self, X, prior, params, loader=False, tuned=False, device="cpu"):
         torch.manual_seed(0)
-        self.X, self.batch_size, self.loader, self.tuned = X, params["batch_size"], loader, tuned
+        self.device = torch.device(device)
+        self.batch_size, self.loader, self.tuned = params["batch_size"], loader, tuned
+        self.X = X if loader else X.to(self.device)
         self.model = HandVAE(
             X.shape[1],
             params["n_components"],
             params["hidden_layer_sizes"],
             params["activation"],
             prior,
+            self.device,
+            validate=False if tuned else None,  # checks synchronise, and cannot be captured
         )
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, fused=tuned or None)
+        self.graphed = tuned and self.device.type == "cuda"
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(),
+            lr=params.get("learning_rate", 1e-3),
+            fused=tuned or None,
+            capturable=self.graphed,
+        )
         if loader:
             dataset = torch.utils.data.TensorDataset(X)
             self.data = torch.utils.data.DataLoader(dataset, self.batch_size, shuffle=True)
+        if self.graphed:
+            self.static_x = self.X[: self.batch_size].clone()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    self.step(self.static_x)
+            torch.cuda.current_stream().wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.cuda.graph(self.graph):
+                self.static_loss = self.step(self.static_x)
+
+    def step(self, x):
+        loss = self.model.loss(x)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
 
     def epoch(self):
         if self.loader:
-            batches = (x for (x,) in self.data)
+            batches = (x.to(self.device) for (x,) in self.data)
         else:
-            permutation = torch.randperm(len(self.X))
+            permutation = torch.randperm(len(self.X), device=self.device)
             batches = (
                 self.X[permutation[i : i + self.batch_size]]
                 for i in range(0, len(self.X), self.batch_size)
             )
         for step, x in enumerate(batches, start=1):
-            loss = self.model.loss(x)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            if self.tuned and step % 50 == 0:
+            if self.graphed and len(x) == self.batch_size:
+                self.static_x.copy_(x)
+                self.graph.replay()
+            else:
+                self.step(x)
+            if self.tuned and self.device.type == "cpu" and step % 50 == 0:
                 flush_subnormals(self.optimizer)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
 
 
 def hand_fit(X, prior, params, epochs, loader=False, tuned=False):
-    loop = HandLoop(X, prior, params, loader, tuned)
+    loop = HandLoop(X, prior, params, loader, tuned, device=params.get("device", "cpu"))
     for _ in range(epochs):
         loop.epoch()
     return loop.model
 
 
 def timed(function):
+    """Seconds that ``function`` takes, with the work it queued on a GPU done, and its result."""
     start = time.perf_counter()
     result = function()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return time.perf_counter() - start, result
 
 
@@ -152,10 +195,16 @@ def bench_fit(X, params, epochs, repeats):
     for prior in PRIORS:
         activation = "relu" if prior == "normal" else "tanh"  # each estimator's default
         config = dict(params, activation=activation)
-        times = {"skvae": [], **{name: [] for name, _, _ in HAND_LOOPS}}
+        skvae_runs = {"skvae": True}
+        if params.get("device") == "cuda":
+            skvae_runs["skvae, eager step (no CUDA graph)"] = False
+        times = {**{name: [] for name in skvae_runs}, **{name: [] for name, _, _ in HAND_LOOPS}}
         for _ in range(repeats):
-            vae = estimator(prior, **config, max_iter=epochs, n_iter_no_change=epochs)
-            times["skvae"].append(timed(lambda vae=vae: vae.fit(X))[0])
+            for name, graphs in skvae_runs.items():
+                skvae_training.CUDA_GRAPHS = graphs
+                vae = estimator(prior, **config, max_iter=epochs, n_iter_no_change=epochs)
+                times[name].append(timed(lambda vae=vae: vae.fit(X))[0])
+            skvae_training.CUDA_GRAPHS = True
             for name, loader, tuned in HAND_LOOPS:
                 run = partial(hand_fit, X_tensor, prior, config, epochs, loader, tuned)
                 times[name].append(timed(run)[0])
@@ -172,14 +221,15 @@ def bench_fit(X, params, epochs, repeats):
 def bench_inference(X, params, repeats):
     vae = GaussianVAE(**params, max_iter=1).fit(X)
     module, noise_shape = vae.module_, (vae.n_mc_samples, 1, vae.n_components)
-    batch = 4096
+    device, batch = vae._device(), 4096
 
     def raw(function, rows):
         with torch.inference_mode():
             outputs = [
-                function(torch.from_numpy(rows[i : i + batch])) for i in range(0, len(rows), batch)
+                function(torch.from_numpy(rows[i : i + batch]).to(device))
+                for i in range(0, len(rows), batch)
             ]
-            return torch.cat(outputs).numpy()
+            return torch.cat(outputs).cpu().numpy()
 
     def raw_transform():
         return raw(lambda x: module.encoder(x).chunk(2, dim=-1)[0], X)
@@ -188,7 +238,7 @@ def bench_inference(X, params, repeats):
         def elbo(x):
             mu, raw_scale = module.encoder(x).chunk(2, dim=-1)
             std = F.softplus(raw_scale) + 1e-6
-            z = mu + std * torch.randn(noise_shape)
+            z = mu + std * torch.randn(noise_shape, device=device)
             logits = module.decoder(z)
             log_likelihood = -F.binary_cross_entropy_with_logits(
                 logits, x.expand_as(logits), reduction="none"
@@ -200,8 +250,8 @@ def bench_inference(X, params, repeats):
 
     def raw_sample():
         with torch.inference_mode():
-            z = torch.randn(len(X), vae.n_components)
-            return torch.bernoulli(torch.sigmoid(module.decoder(z))).numpy()
+            z = torch.randn(len(X), vae.n_components, device=device)
+            return torch.bernoulli(torch.sigmoid(module.decoder(z))).cpu().numpy()
 
     pairs = {
         "transform": (lambda: vae.transform(X), raw_transform),
@@ -277,6 +327,36 @@ def bench_memory(n_rows, epochs, repeats=5):
     ]
 
 
+def bench_cuda_memory(X, params):
+    """Peak GPU memory of a fit (torch's allocator), against data + model + Adam state."""
+    GaussianVAE(**params, max_iter=1).fit(X[:256])  # CUDA context and kernels first
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    vae = GaussianVAE(**params, max_iter=1).fit(X)
+    peak = torch.cuda.max_memory_allocated() - before
+    n_parameters = sum(p.numel() for p in vae.module_.parameters())
+    budget = 4 * X.size + 3 * 4 * n_parameters  # float32 data, weights, Adam's two moments
+    return [
+        ("fit peak GPU memory (MB), vs data + model + Adam state", peak / 2**20, peak / budget),
+        ("  budget: data + model + Adam state (MB)", budget / 2**20, 1.0),
+    ]
+
+
+def bench_batch_sizes(X, params, epochs, repeats, sizes=(128, 512, 2048, 8192)):
+    """Seconds per epoch of GaussianVAE's fit at each batch size, against batch 128."""
+    times = {size: [] for size in sizes}
+    for _ in range(repeats):
+        for size in sizes:
+            vae = GaussianVAE(**dict(params, batch_size=size), max_iter=epochs)
+            times[size].append(timed(lambda vae=vae: vae.fit(X))[0] / epochs)
+    first = statistics.median(times[sizes[0]])
+    rows = []
+    for size, values in times.items():
+        median = statistics.median(values)
+        rows.append((f"fit, prior=normal, skvae, batch {size}", median, median / first))
+    return rows
+
+
 def bench_grid_search(X, params, repeats):
     grid = {"n_components": [5, 10, 20, 30]}
     times = {1: [], 2: []}
@@ -295,38 +375,73 @@ def bench_grid_search(X, params, repeats):
     ]
 
 
-def bench_quality(X_train, X_test, params, target, max_epochs):
-    """Wall time (training only) until the test negative ELBO falls below ``target``.
+class _Reached(Exception):
+    """Raised from inside skvae's fit once an epoch has reached the quality target."""
 
-    skvae against the hand-written loop, plain and tuned; the hand-written loop scores the
-    test set with 10 draws of its loss after each epoch.
+
+def skvae_time_to(target, X_train, X_test, params, max_epochs):
+    """(seconds, epochs, reached): one skvae fit, scored on the test set after each epoch.
+
+    The scoring runs in a wrapper of skvae's ``train_epoch`` and its time is left out; the
+    fit is stopped by an exception from the wrapper at the first epoch that reaches
+    ``target``. So this is the time of one ordinary ``fit`` call that trains that many
+    epochs: validation, the data's move to the device and the set-up included.
     """
-    vae = GaussianVAE(**params, max_iter=1, warm_start=True)
-    elapsed, reached = 0.0, False
-    for _ in range(max_epochs):
-        elapsed += timed(lambda: vae.fit(X_train))[0]
+    vae = GaussianVAE(**params, max_iter=max_epochs, n_iter_no_change=max_epochs)
+    train_epoch, scoring, epochs = skvae_vae.train_epoch, [0.0], [0]
+
+    def epoch_then_score(*args, **kwargs):
+        loss = train_epoch(*args, **kwargs)
+        start = time.perf_counter()
+        epochs[0] += 1
         reached = -vae.score(X_test) < target
+        scoring[0] += time.perf_counter() - start
+        if reached:
+            raise _Reached
+        return loss
+
+    skvae_vae.train_epoch = epoch_then_score
+    start, reached = time.perf_counter(), False
+    try:
+        vae.fit(X_train)
+    except _Reached:
+        reached = True
+    finally:
+        skvae_vae.train_epoch = train_epoch
+    return time.perf_counter() - start - scoring[0], epochs[0], reached
+
+
+def hand_time_to(target, X_train, X_test, params, max_epochs, tuned):
+    """(seconds, epochs, reached) of the hand-written loop, scored on the test set with 10
+    draws of its loss after each epoch, that time left out; the set-up is included."""
+    start, scoring = time.perf_counter(), 0.0
+    device = params.get("device", "cpu")
+    loop = HandLoop(torch.from_numpy(X_train), "normal", params, tuned=tuned, device=device)
+    X_test = torch.from_numpy(X_test).to(device)
+    for epoch in range(1, max_epochs + 1):  # noqa: B007  (returned after the loop)
+        loop.epoch()
+        scored = time.perf_counter()
+        with torch.inference_mode():
+            reached = statistics.mean(loop.model.loss(X_test).item() for _ in range(10)) < target
+        scoring += time.perf_counter() - scored
         if reached:
             break
-    times = {"skvae": (elapsed, vae.n_iter_, reached)}
+    return time.perf_counter() - start - scoring, epoch, reached
 
-    X_tensor, X_test_tensor = torch.from_numpy(X_train), torch.from_numpy(X_test)
+
+def bench_quality(X_train, X_test, params, target, max_epochs):
+    """Wall time (training only) until the test negative ELBO falls below ``target``:
+    GaussianVAE against the hand-written loop, plain and tuned."""
+    config = dict(params, activation="relu")
+    times = {"skvae": skvae_time_to(target, X_train, X_test, config, max_epochs)}
     for name, tuned in [("hand-written", False), ("hand-written, tuned", True)]:
-        loop = HandLoop(X_tensor, "normal", dict(params, activation="relu"), tuned=tuned)
-        elapsed = 0.0
-        for epoch in range(1, max_epochs + 1):  # noqa: B007  (reported after the loop)
-            elapsed += timed(loop.epoch)[0]
-            with torch.inference_mode():
-                losses = [loop.model.loss(X_test_tensor).item() for _ in range(10)]
-            reached = statistics.mean(losses) < target
-            if reached:
-                break
-        times[name] = (elapsed, epoch, reached)
+        times[name] = hand_time_to(target, X_train, X_test, config, max_epochs, tuned)
     hand, tuned = times["hand-written"], times["hand-written, tuned"]
+    setting = f"batch {params['batch_size']}, learning rate {params.get('learning_rate', 1e-3)}"
     rows = []
     for name, (seconds, epochs, reached) in times.items():
         when = f"at epoch {epochs}" if reached else f"NOT reached in {epochs} epochs"
-        label = f"time to test -ELBO < {target} nats, {name} ({when})"
+        label = f"time to test -ELBO < {target} nats, {setting}, {name} ({when})"
         rows.append((label, seconds, seconds / hand[0], seconds / tuned[0]))
     for name, (seconds, epochs, _) in times.items():
         per_epoch = seconds / epochs
@@ -455,6 +570,13 @@ def main():
         choices=["compile", "pythae"],
         help="time only torch.compile against eager, or only pythae's trainer",
     )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device for every model, e.g. cuda: adds the eager-step, batch-size and "
+        "large-batch rows, and leaves out what measures the CPU (process memory, grid "
+        "search, pythae)",
+    )
     parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if "SKVAE_MNIST_DIR" not in os.environ:
@@ -474,12 +596,15 @@ def main():
         likelihood="bernoulli",
         batch_size=128,
         random_state=0,
+        device=args.device,
     )
+    where = f"{torch.get_num_threads()} CPU threads"
+    if args.device.startswith("cuda"):
+        where = f"{torch.cuda.get_device_name(args.device)}, {where}"
     print(
         f"MNIST {n_rows} rows, 784-256-128-10 (mirrored), Bernoulli, batch 128, Adam 1e-3; "
         f"{epochs} epochs per fit, {repeats} interleaved repeats; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, "
-        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}\n"
+        f"{where}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}\n"
     )
     print("| what | median (s) | ratio | ratio to tuned hand loop |")
     print("|---|---:|---:|---:|")
@@ -495,16 +620,29 @@ def main():
     if args.only == "pythae":
         show(bench_pythae(X, params, epochs, repeats))
         return
+    cuda = args.device.startswith("cuda")
     show(bench_fit(X, params, epochs, repeats))
-    show(bench_pythae(X, params, epochs, repeats))
+    if cuda:
+        show(bench_batch_sizes(X, params, epochs, repeats))
+    else:
+        show(bench_pythae(X, params, epochs, repeats))
     show(bench_inference(np.ascontiguousarray(X_test), params, max(repeats, 3)))
-    show(bench_memory(n_rows, 1))
-    show(bench_grid_search(X[:10000], dict(params, max_iter=10, n_iter_no_change=10), repeats))
-    if not args.quick:
-        # A larger model than above, which reaches 100 nats on intensities in about 40 epochs
-        # (the 10-latent model had not after 30).
-        quality = dict(params, n_components=32, hidden_layer_sizes=(512, 256))
-        show(bench_quality(X, X_test, quality, target=100.0, max_epochs=60))
+    if cuda:
+        show(bench_cuda_memory(X, params))
+    else:
+        show(bench_memory(n_rows, 1))
+        grid_params = dict(params, max_iter=10, n_iter_no_change=10)
+        show(bench_grid_search(X[:10000], grid_params, repeats))
+    # A larger model than above, which reaches 100 nats on intensities in about 40 epochs
+    # (the 10-latent model had not after 30).
+    quality = dict(params, n_components=32, hidden_layer_sizes=(512, 256))
+    max_epochs = 1 if args.quick else 60
+    show(bench_quality(X, X_test, quality, target=100.0, max_epochs=max_epochs))
+    if cuda:
+        # Large batches with the learning rate scaled by the square root of the batch ratio.
+        for batch_size, learning_rate, max_epochs in [(1024, 3e-3, 200), (4096, 6e-3, 400)]:
+            large = dict(quality, batch_size=batch_size, learning_rate=learning_rate)
+            show(bench_quality(X, X_test, large, target=100.0, max_epochs=max_epochs))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The GPU checks and measurements, in one run: the CUDA tests, then bench_performance.py on
+# the device, then the behaviour tests with every estimator on the GPU (device='auto').
+#
+#   SKVAE_MNIST_DIR=/path/to/mnist OUT=/tmp/gpu bash benchmarks/run_gpu.sh
+#
+# Runs from the repository root with skvae importable (installed, or PYTHONPATH=.). Logs go
+# to $OUT (default: the current directory).
+set -uo pipefail
+out="${OUT:-.}"
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+python3 -c "import sys, torch, sklearn, numpy, scipy; print(sys.version.split()[0], 'torch',
+torch.__version__, 'sklearn', sklearn.__version__, 'numpy', numpy.__version__, 'scipy',
+scipy.__version__, 'CPU threads', torch.get_num_threads())"
+
+timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 \
+    | tee "$out/pytest_cuda.log" | tail -n 30
+timeout "${BENCH_TIMEOUT:-300}" python3 benchmarks/bench_performance.py --device cuda \
+    --epochs 3 --repeats 3 2>&1 | tee "$out/bench_cuda.log"
+timeout "${TESTS_TIMEOUT:-120}" python3 -m pytest -q -p no:cacheprovider \
+    tests/test_vae.py tests/test_reliability.py tests/test_ecosystem.py 2>&1 \
+    | tee "$out/pytest_gpu_behaviour.log" | tail -n 30
