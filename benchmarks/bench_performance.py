@@ -567,8 +567,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats")
     parser.add_argument(
         "--only",
-        choices=["compile", "pythae"],
-        help="time only torch.compile against eager, or only pythae's trainer",
+        choices=["compile", "pythae", "inference", "large-batch"],
+        help="time only torch.compile against eager, pythae's trainer, inference, or (with "
+        "--device cuda) time to quality with large batches",
     )
     parser.add_argument(
         "--device",
@@ -620,6 +621,19 @@ def main():
     if args.only == "pythae":
         show(bench_pythae(X, params, epochs, repeats))
         return
+    if args.only == "inference":
+        show(bench_inference(np.ascontiguousarray(X_test), params, max(repeats, 3)))
+        return
+    # A larger model than above, which reaches 100 nats on intensities in about 40 epochs
+    # (the 10-latent model had not after 30).
+    quality = dict(params, n_components=32, hidden_layer_sizes=(512, 256))
+    # Large batches with the learning rate scaled by about the square root of the batch ratio.
+    large_batches = [(512, 2e-3, 150), (1024, 3e-3, 200), (4096, 6e-3, 400)]
+    if args.only == "large-batch":
+        for batch_size, learning_rate, max_epochs in large_batches:
+            large = dict(quality, batch_size=batch_size, learning_rate=learning_rate)
+            show(bench_quality(X, X_test, large, target=100.0, max_epochs=max_epochs))
+        return
     cuda = args.device.startswith("cuda")
     show(bench_fit(X, params, epochs, repeats))
     if cuda:
@@ -633,14 +647,10 @@ def main():
         show(bench_memory(n_rows, 1))
         grid_params = dict(params, max_iter=10, n_iter_no_change=10)
         show(bench_grid_search(X[:10000], grid_params, repeats))
-    # A larger model than above, which reaches 100 nats on intensities in about 40 epochs
-    # (the 10-latent model had not after 30).
-    quality = dict(params, n_components=32, hidden_layer_sizes=(512, 256))
     max_epochs = 1 if args.quick else 60
     show(bench_quality(X, X_test, quality, target=100.0, max_epochs=max_epochs))
     if cuda:
-        # Large batches with the learning rate scaled by the square root of the batch ratio.
-        for batch_size, learning_rate, max_epochs in [(1024, 3e-3, 200), (4096, 6e-3, 400)]:
+        for batch_size, learning_rate, max_epochs in large_batches:
             large = dict(quality, batch_size=batch_size, learning_rate=learning_rate)
             show(bench_quality(X, X_test, large, target=100.0, max_epochs=max_epochs))
 

@@ -16,8 +16,8 @@ scipy.__version__, 'CPU threads', torch.get_num_threads())"
 
 timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 \
     | tee "$out/pytest_cuda.log" | tail -n 30
-timeout "${BENCH_TIMEOUT:-300}" python3 benchmarks/bench_performance.py --device cuda \
-    --epochs 3 --repeats 3 2>&1 | tee "$out/bench_cuda.log"
+timeout "${BENCH_TIMEOUT:-420}" python3 benchmarks/bench_performance.py --device cuda \
+    --epochs 3 --repeats 3 ${BENCH_ONLY:+--only "$BENCH_ONLY"} 2>&1 | tee "$out/bench_cuda.log"
 timeout "${TESTS_TIMEOUT:-120}" python3 -m pytest -q -p no:cacheprovider \
     tests/test_vae.py tests/test_reliability.py tests/test_ecosystem.py 2>&1 \
     | tee "$out/pytest_gpu_behaviour.log" | tail -n 30

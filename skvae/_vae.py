@@ -32,7 +32,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import _distributions
 from ._module import ACTIVATIONS, LIKELIHOODS, UNBOUNDED_ACTIVATIONS, VAEModule
 from ._training import (
-    INFERENCE_BATCH_SIZE,
+    inference_batch_size,
     make_optimizer,
     predict,
     train_epoch,
@@ -527,7 +527,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         noise = _distributions.uniform(
             (self.n_mc_samples, 1, self._n_features_out), generator, device=device
         )
-        batch_size = max(1, INFERENCE_BATCH_SIZE // self.n_mc_samples)
+        batch_size = inference_batch_size(device, self.n_features_in_, self.n_mc_samples)
         return predict(lambda x: self.module_.elbo(x, noise).mean(0), X, device, batch_size)
 
     def transform(self, X):
@@ -544,7 +544,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             Latent codes, of the dtype of X (float32 or float64).
         """
         X = self._validate_data(X)
-        Z = predict(self.module_.posterior_mode, X, self._device())
+        device = self._device()
+        batch_size = inference_batch_size(device, self.n_features_in_)
+        Z = predict(self.module_.posterior_mode, X, device, batch_size)
         return Z.astype(X.dtype, copy=False)
 
     def inverse_transform(self, X):
@@ -570,7 +572,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 f"X has {Z.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self._n_features_out} latent components as input."
             )
-        X_original = predict(lambda z: self.module_.decode(z).mean, Z, self._device())
+        device = self._device()
+        batch_size = inference_batch_size(device, self.n_features_in_)
+        X_original = predict(lambda z: self.module_.decode(z).mean, Z, device, batch_size)
         return self._with_feature_names(X_original.astype(Z.dtype, copy=False))
 
     def sample(self, n_samples=1, random_state=None):

@@ -14,7 +14,7 @@ from sklearn.utils import check_scalar
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._distributions import uniform
-from ._training import INFERENCE_BATCH_SIZE, predict
+from ._training import inference_batch_size, predict
 
 __all__ = [
     "hoyer_sparsity",
@@ -149,7 +149,7 @@ def kl_per_dimension(estimator, X):
         # Closed forms have no sample axis; Monte Carlo terms are averaged over it.
         return per_dimension if module.analytic_kl else per_dimension.mean(0)
 
-    batch_size = max(1, INFERENCE_BATCH_SIZE // estimator.n_mc_samples)
+    batch_size = inference_batch_size(device, X.shape[1], estimator.n_mc_samples)
     return predict(kl, X, device, batch_size).astype(np.float64).mean(axis=0)
 
 
@@ -179,8 +179,8 @@ def log_likelihood(estimator, X, *, n_samples=1000, random_state=0):
     X = estimator._validate_data(X)
     device, module = estimator._device(), estimator.module_
     noise = _noise(estimator, n_samples, int(random_state), device)
-    draws_per_pass = max(1, min(n_samples, INFERENCE_BATCH_SIZE))
-    rows_per_batch = max(1, INFERENCE_BATCH_SIZE // draws_per_pass)
+    draws_per_pass = min(n_samples, inference_batch_size(device, X.shape[1]))
+    rows_per_batch = inference_batch_size(device, X.shape[1], draws_per_pass)
 
     def importance_weighted(x):
         total = torch.full((x.shape[0],), -math.inf, device=x.device)

@@ -48,8 +48,8 @@ def test_sparse_input_is_densified_one_batch_at_a_time(counts, monkeypatch):
         return toarray(self, *args, **kwargs)
 
     monkeypatch.setattr(sp.csr_matrix, "toarray", recording_toarray)
-    X = sp.vstack([counts] * 15, format="csr")  # 6000 rows, more than an inference batch
-    vae = SparseVAE(**{**FAST, "max_iter": 1, "batch_size": 256}).fit(X)
+    X = sp.vstack([counts] * 15, format="csr")  # 6000 rows, more than a CPU inference batch
+    vae = SparseVAE(**{**FAST, "max_iter": 1, "batch_size": 256, "device": "cpu"}).fit(X)
     vae.transform(X)
     vae.score(X)
     assert shapes and max(shapes) <= INFERENCE_BATCH_SIZE < X.shape[0]

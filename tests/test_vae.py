@@ -19,6 +19,7 @@ from skvae import GaussianVAE, SparseVAE
 from skvae._training import (
     FLUSH_INTERVAL,
     flush_subnormal_moments,
+    inference_batch_size,
     make_optimizer,
 )
 
@@ -352,6 +353,15 @@ def test_adam_is_fused_where_torch_has_the_kernel(fitted):
     assert fitted._optimizer.param_groups[0]["fused"] is True
     elsewhere = make_optimizer([torch.nn.Parameter(torch.zeros(2, device="meta"))])
     assert elsewhere.param_groups[0]["fused"] is None  # torch's default implementation
+
+
+def test_inference_batches_are_larger_on_a_gpu_but_bounded_in_size():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert inference_batch_size(cpu, 784) == 4096  # a CPU batch stays in cache
+    assert inference_batch_size(cpu, 784, draws=10) == 409
+    assert inference_batch_size(cuda, 784, draws=10) == 6553  # 16 times the CPU's rows
+    assert inference_batch_size(cuda, 20000) * 20000 <= 2**26  # wide data: 256 MB at most
+    assert inference_batch_size(cuda, 10**9, draws=10) == 1
 
 
 def test_flush_zeroes_only_subnormal_moments():
