@@ -527,8 +527,14 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         noise = _distributions.uniform(
             (self.n_mc_samples, 1, self._n_features_out), generator, device=device
         )
-        batch_size = inference_batch_size(device, self.n_features_in_, self.n_mc_samples)
-        return predict(lambda x: self.module_.elbo(x, noise).mean(0), X, device, batch_size)
+        return self._predict(lambda x: self.module_.elbo(x, noise).mean(0), X, self.n_mc_samples)
+
+    def _predict(self, function, X, draws=1):
+        """``function`` of batches of X on the model's device, concatenated as a NumPy array;
+        batches sized for the device and for ``draws`` decoder passes per row."""
+        device = self._device()
+        batch_size = inference_batch_size(device, self.n_features_in_, draws)
+        return predict(function, X, device, batch_size)
 
     def transform(self, X):
         """Encode X as the location (mode) of the posterior q(z|x).
@@ -544,9 +550,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             Latent codes, of the dtype of X (float32 or float64).
         """
         X = self._validate_data(X)
-        device = self._device()
-        batch_size = inference_batch_size(device, self.n_features_in_)
-        Z = predict(self.module_.posterior_mode, X, device, batch_size)
+        Z = self._predict(self.module_.posterior_mode, X)
         return Z.astype(X.dtype, copy=False)
 
     def inverse_transform(self, X):
@@ -572,9 +576,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 f"X has {Z.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self._n_features_out} latent components as input."
             )
-        device = self._device()
-        batch_size = inference_batch_size(device, self.n_features_in_)
-        X_original = predict(lambda z: self.module_.decode(z).mean, Z, device, batch_size)
+        X_original = self._predict(lambda z: self.module_.decode(z).mean, Z)
         return self._with_feature_names(X_original.astype(Z.dtype, copy=False))
 
     def sample(self, n_samples=1, random_state=None):

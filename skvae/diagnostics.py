@@ -14,7 +14,7 @@ from sklearn.utils import check_scalar
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._distributions import uniform
-from ._training import inference_batch_size, predict
+from ._training import inference_batch_size
 
 __all__ = [
     "hoyer_sparsity",
@@ -149,8 +149,7 @@ def kl_per_dimension(estimator, X):
         # Closed forms have no sample axis; Monte Carlo terms are averaged over it.
         return per_dimension if module.analytic_kl else per_dimension.mean(0)
 
-    batch_size = inference_batch_size(device, X.shape[1], estimator.n_mc_samples)
-    return predict(kl, X, device, batch_size).astype(np.float64).mean(axis=0)
+    return estimator._predict(kl, X, estimator.n_mc_samples).astype(np.float64).mean(axis=0)
 
 
 def log_likelihood(estimator, X, *, n_samples=1000, random_state=0):
@@ -180,7 +179,6 @@ def log_likelihood(estimator, X, *, n_samples=1000, random_state=0):
     device, module = estimator._device(), estimator.module_
     noise = _noise(estimator, n_samples, int(random_state), device)
     draws_per_pass = min(n_samples, inference_batch_size(device, X.shape[1]))
-    rows_per_batch = inference_batch_size(device, X.shape[1], draws_per_pass)
 
     def importance_weighted(x):
         total = torch.full((x.shape[0],), -math.inf, device=x.device)
@@ -189,7 +187,7 @@ def log_likelihood(estimator, X, *, n_samples=1000, random_state=0):
             total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))
         return total - math.log(n_samples)
 
-    return predict(importance_weighted, X, device, rows_per_batch).astype(np.float64)
+    return estimator._predict(importance_weighted, X, draws_per_pass).astype(np.float64)
 
 
 def mean_correlation_coefficient(sources, codes, *, method="pearson"):
