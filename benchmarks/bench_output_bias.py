@@ -28,7 +28,11 @@ from skvae._module import BernoulliLikelihood
 from skvae.datasets import load_mnist
 
 # start -> the clamp of the mean before its logit, or None for torch's default bias
-STARTS = {"logit of the mean (skvae)": 1e-3, "milder: clamped to [0.05, 0.95]": 0.05, "none": None}
+STARTS = {
+    "skvae: logit of the mean": 1e-3,
+    "milder: clamped to [0.05, 0.95]": 0.05,
+    "none": None,
+}
 
 
 def test_elbo_per_epoch(X, X_test, prior, activation, clamp, epochs, seed, **training):
@@ -82,6 +86,9 @@ def main():
         "--prior", choices=["normal", "cauchy"], help="only this prior (two runs in parallel)"
     )
     parser.add_argument("--activation", choices=["relu", "tanh"], help="only this activation")
+    parser.add_argument(
+        "--start", choices=["skvae", "milder", "none"], help="only this start of the bias"
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--target", type=float, default=100.0, help="negative ELBO (nats)")
@@ -116,6 +123,8 @@ def main():
         if args.prior not in (None, prior) or args.activation not in (None, activation):
             continue
         for name, clamp in STARTS.items():
+            if args.start is not None and not name.startswith(args.start):
+                continue
             runs = [
                 test_elbo_per_epoch(
                     X, X_test, prior, activation, clamp, args.epochs, seed, **training
