@@ -393,28 +393,30 @@ def parallel_ceiling(repeats):
 
 def bench_grid_search(X, params, repeats):
     seconds, ceiling = parallel_ceiling(repeats)
-    grid = {"n_components": [5, 10, 20, 30]}
+    grid, folds = {"n_components": [5, 10, 20, 30]}, 2
+    n_fits = len(grid["n_components"]) * folds
     times = {1: [], 2: []}
     for _ in range(repeats):
         for n_jobs in times:
-            search = GridSearchCV(GaussianVAE(**params), grid, cv=2, n_jobs=n_jobs)
+            search = GridSearchCV(GaussianVAE(**params), grid, cv=folds, n_jobs=n_jobs)
             times[n_jobs].append(timed(lambda search=search: search.fit(X))[0])
     one = statistics.median(times[1])
     rows = [
         (
-            f"GridSearchCV 4 candidates x 2 folds, n_jobs={n}",
+            f"GridSearchCV {len(grid['n_components'])} candidates x {folds} folds, n_jobs={n}",
             statistics.median(v),
             one / statistics.median(v),
         )
         for n, v in times.items()
     ]
     # The refit on the whole data runs after the search, in this process, on 2 threads.
-    n_fits = len(grid["n_components"]) * 2
     with_refit = (n_fits + 1) / (n_fits / ceiling + 1)
     rows.append(
         ("ceiling: 2 one-thread workers over one 2-thread process, plain torch", seconds, ceiling)
     )
-    rows.append(("ceiling of this search (8 fits in parallel, then the refit)", None, with_refit))
+    rows.append(
+        (f"ceiling of this search ({n_fits} fits in parallel, then the refit)", None, with_refit)
+    )
     return rows
 
 
