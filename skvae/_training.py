@@ -102,7 +102,9 @@ CUDA_GRAPHS = True
 
 def training_step(module, optimizer, *, beta, batch_size):
     """The training step of one fit: ``step(batch, noise)`` takes one Adam step on the
-    negative beta-ELBO of a batch and returns its mean loss, a 0-d device tensor.
+    negative beta-ELBO of a batch and returns its mean loss, a 0-d device tensor. ``beta``
+    is a float or a 0-d device tensor, which the fit may change between steps (the KL
+    warm-up).
 
     On the CPU it flushes subnormal optimizer moments every ``FLUSH_INTERVAL`` steps,
     counted by Adam over all calls, so that ``partial_fit`` calls of a few steps each flush

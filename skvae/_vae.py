@@ -203,6 +203,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         "likelihood": [StrOptions(set(LIKELIHOODS))],
         "posterior": [StrOptions(set(_distributions.POSTERIORS))],
         "beta": [Interval(Real, 0, None, closed="left")],
+        "kl_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -229,6 +230,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         likelihood="gaussian",
         posterior="normal",
         beta=1.0,
+        kl_warmup_epochs=0,
         batch_size=128,
         learning_rate=1e-3,
         max_iter=200,
@@ -248,6 +250,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         self.likelihood = likelihood
         self.posterior = posterior
         self.beta = beta
+        self.kl_warmup_epochs = kl_warmup_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.max_iter = max_iter
@@ -386,8 +389,11 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
         X = training_data(X, device) if early_stopping else X_all
         generator = _torch_generator(self._random_state, device)
+        # A 0-d tensor rather than a float, so that a step captured as a CUDA graph reads the
+        # weight each epoch sets during the KL warm-up.
+        kl_weight = torch.tensor(float(self.beta), device=device)
         step = training_step(
-            self.module_, self._optimizer, beta=self.beta, batch_size=self.batch_size
+            self.module_, self._optimizer, beta=kl_weight, batch_size=self.batch_size
         )
         name = type(self).__name__
         no_improvement_count = 0
@@ -397,6 +403,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             self.module_.train()
             for _ in range(n_epochs):
                 start = time.perf_counter()
+                warmup = self._kl_warmup_factor(self.n_iter_ + 1)
+                kl_weight.fill_(self.beta * warmup)
                 state = self._training_state()  # what an interrupted or diverged epoch returns to
                 try:
                     loss = train_epoch(
@@ -447,9 +455,12 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                         self.best_validation_score_ = score
                         best_state = {k: v.clone() for k, v in self.module_.state_dict().items()}
                     message += f", validation ELBO = {score:.2f}"
-                else:
+                elif warmup == 1:  # a warm-up epoch's loss weighs the KL less: not comparable
                     improved = loss < self.best_loss_ - self.tol
                     self.best_loss_ = min(self.best_loss_, loss)
+                if warmup < 1:
+                    message += f", KL weight = {self.beta * warmup:.3g}"
+                    improved = True  # the warm-up epochs do not count towards n_iter_no_change
                 no_improvement_count = 0 if improved else no_improvement_count + 1
                 if bar:
                     bar.set_postfix_str(message.split(", ", 1)[1], refresh=False)
@@ -476,6 +487,10 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             self.module_.load_state_dict(best_state)
         self.module_.eval()
         return self
+
+    def _kl_warmup_factor(self, epoch):
+        """Share of ``beta`` that weighs the KL term in epoch ``epoch`` (counted from 1)."""
+        return min(1.0, epoch / (self.kl_warmup_epochs + 1))
 
     def _training_state(self):
         """Copies of the module's and the optimizer's state, to return to."""
@@ -704,6 +719,14 @@ beta : float, default=1.0
     Weight of the KL term in the training objective (beta-VAE). :meth:`score` always uses
     1, the true ELBO.
 
+kl_warmup_epochs : int, default=0
+    Number of epochs at the start of training whose KL term is weighted less: epoch ``e``
+    (counted from 1, over :meth:`fit` and :meth:`partial_fit` calls alike) uses
+    ``beta * e / (kl_warmup_epochs + 1)``, and later epochs ``beta`` (Sønderby et al.,
+    2016). It keeps latent dimensions from collapsing to the prior early in training, which
+    a full KL weight can do before the decoder has learnt to use them, notably with large
+    batches. Warm-up epochs do not count towards ``n_iter_no_change``.
+
 batch_size : int, default=128
     Rows per minibatch.
 
@@ -765,7 +788,7 @@ n_iter_ : int
 
 loss_curve_ : list of float
     Training loss (negative ELBO, with ``beta`` weighting the KL, in nats per row) of each
-    epoch.
+    epoch; a warm-up epoch's weight is smaller (``kl_warmup_epochs``).
 
 best_loss_ : float or None
     Lowest training loss; None under ``early_stopping``.
@@ -826,6 +849,9 @@ class SparseVAE(_BaseVAE):
     ----------
     D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
 
+    C. K. Sønderby, T. Raiko, L. Maaløe, S. K. Sønderby and O. Winther, "Ladder variational
+    autoencoders", NeurIPS 2016 (``kl_warmup_epochs``).
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -855,6 +881,7 @@ class SparseVAE(_BaseVAE):
         likelihood="gaussian",
         posterior="normal",
         beta=1.0,
+        kl_warmup_epochs=0,
         batch_size=128,
         learning_rate=1e-3,
         max_iter=200,
@@ -875,6 +902,7 @@ class SparseVAE(_BaseVAE):
             likelihood=likelihood,
             posterior=posterior,
             beta=beta,
+            kl_warmup_epochs=kl_warmup_epochs,
             batch_size=batch_size,
             learning_rate=learning_rate,
             max_iter=max_iter,
@@ -919,6 +947,9 @@ class GaussianVAE(_BaseVAE):
     References
     ----------
     D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
+
+    C. K. Sønderby, T. Raiko, L. Maaløe, S. K. Sønderby and O. Winther, "Ladder variational
+    autoencoders", NeurIPS 2016 (``kl_warmup_epochs``).
 
     Examples
     --------

@@ -341,6 +341,7 @@ PARAMS = st.fixed_dictionaries(
         "prior": st.sampled_from(["cauchy", "laplace", "student-t"]),
         "likelihood": st.sampled_from(["gaussian", "bernoulli"]),
         "beta": st.floats(0, 4),
+        "kl_warmup_epochs": st.integers(0, 3),
         "batch_size": st.integers(1, 8),
         "learning_rate": st.floats(1e-4, 1.0),
     }

@@ -286,6 +286,38 @@ def test_early_stopping_tracks_the_validation_elbo(small_digits):
     assert vae.best_loss_ is None
 
 
+def test_kl_warmup_weights_the_kl_of_the_first_epochs_less(small_digits):
+    # Epoch e trains with beta * e / (kl_warmup_epochs + 1), later epochs with beta: the same
+    # steps as a model whose beta is set to those weights by hand before each epoch.
+    X, _ = small_digits
+    warmed = GaussianVAE(**FAST, beta=2.0, kl_warmup_epochs=2)
+    by_hand = GaussianVAE(**FAST)
+    for beta in (2 / 3, 4 / 3, 2.0, 2.0):
+        warmed.partial_fit(X)
+        by_hand.set_params(beta=beta).partial_fit(X)
+        np.testing.assert_array_equal(warmed.score_samples(X), by_hand.score_samples(X))
+    assert warmed.loss_curve_ == by_hand.loss_curve_
+    # Without the warm-up the first epoch would differ.
+    first = GaussianVAE(**FAST, beta=2.0, kl_warmup_epochs=2).partial_fit(X).score_samples(X)
+    unwarmed = GaussianVAE(**FAST, beta=2.0).partial_fit(X).score_samples(X)
+    assert not np.array_equal(first, unwarmed)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_kl_warmup_epochs_do_not_count_towards_n_iter_no_change(small_digits, early_stopping):
+    # With an unreachable tol only an epoch with nothing to beat improves: the first one, or
+    # under plain training the first at full KL weight (a warm-up epoch's loss is not
+    # comparable; its validation ELBO is). After it training stops in n_iter_no_change + 1
+    # epochs, and no warm-up epoch counts towards them.
+    X, _ = small_digits
+    params = {**FAST, "max_iter": 20, "tol": 1e9, "n_iter_no_change": 1}
+    params["early_stopping"] = early_stopping
+    plain = GaussianVAE(**params).fit(X)
+    warmed = GaussianVAE(**params, kl_warmup_epochs=3).fit(X)
+    assert plain.n_iter_ == 1 + 2
+    assert warmed.n_iter_ == 3 + (2 if early_stopping else 1 + 2)
+
+
 def test_partial_fit_runs_one_epoch_per_call(small_digits):
     X, _ = small_digits
     vae = SparseVAE(**FAST)
