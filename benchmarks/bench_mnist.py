@@ -68,6 +68,9 @@ def parse_args():
         help="size of the codes of every method in the second experiment",
     )
     parser.add_argument("--seeds", type=int, default=1, help="repetitions with seeds 0, 1, ...")
+    parser.add_argument(
+        "--kl-warmup-epochs", type=int, default=0, help="the VAEs' kl_warmup_epochs (default 0)"
+    )
     parser.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files")
     parser.add_argument(
         "--quick",
@@ -80,7 +83,7 @@ def parse_args():
     return args
 
 
-def make_vae(prior, n_components, n_epochs, seed):
+def make_vae(prior, n_components, n_epochs, seed, kl_warmup_epochs=0):
     """A VAE with the settings shared by all models of both experiments, and ``prior``.
 
     ``n_iter_no_change=n_epochs`` gives every model exactly ``n_epochs`` epochs: the
@@ -93,6 +96,7 @@ def make_vae(prior, n_components, n_epochs, seed):
         likelihood="bernoulli",
         posterior="normal",
         beta=1.0,
+        kl_warmup_epochs=kl_warmup_epochs,
         batch_size=128,
         learning_rate=1e-3,
         max_iter=n_epochs,
@@ -122,7 +126,7 @@ def prior_comparison(X_train, X_test, args, seed):
     """Test ELBO, log-likelihood, sparsity, active units and fit time of each prior."""
     results = {}
     for prior in PRIORS:
-        vae = make_vae(prior, args.n_components, args.epochs, seed)
+        vae = make_vae(prior, args.n_components, args.epochs, seed, args.kl_warmup_epochs)
         fit_time = timed_fit(vae, X_train)
         iw_estimate = log_likelihood(vae, X_test, n_samples=args.importance_samples)
         results[PRIOR_NAMES[prior]] = {
@@ -149,7 +153,7 @@ def feature_comparison(X_train, y_train, X_test, y_test, args, seed):
     }
     for prior in PRIORS:
         name = "GaussianVAE" if prior == "normal" else f"SparseVAE, {prior.capitalize()}"
-        extractors[name] = make_vae(prior, n, args.epochs, seed)
+        extractors[name] = make_vae(prior, n, args.epochs, seed, args.kl_warmup_epochs)
     results = {}
     for name, extractor in extractors.items():
         fit_time = timed_fit(extractor, X_train)

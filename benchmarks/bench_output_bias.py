@@ -3,12 +3,14 @@
 skvae starts the Bernoulli decoder's output bias at the logit of each pixel's mean intensity,
 clamped to [0.001, 0.999], as Burda et al.'s IWAE code does. This script trains the same
 model with that start, with the mean clamped to [0.05, 0.95] instead, and with no start
-(torch's default bias), for each prior and activation asked for, and prints the test ELBO
-after chosen epochs.
+(torch's default bias), for each prior and activation asked for, with and without a KL
+warm-up (``kl_warmup_epochs``) as asked, and prints the test ELBO after chosen epochs and
+the number of active latent dimensions at the end (Burda et al.'s measure).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_output_bias.py --prior normal   # about 20 min
     OMP_NUM_THREADS=1 python benchmarks/bench_output_bias.py --prior cauchy   # in parallel
     python benchmarks/bench_output_bias.py --quick                            # a fast check
+    ... --start 0.001 --kl-warmup-epochs 0 3   # skvae's start, without and with a warm-up
 
 Model: 784-512-256-32 (mirrored), Bernoulli on intensities, batch 128, Adam 1e-3 (other
 batch sizes and learning rates on request), 60,000 training digits, scored on the 10,000 test
@@ -16,6 +18,7 @@ digits after every epoch.
 """
 
 import argparse
+import itertools
 import os
 import warnings
 from pathlib import Path
@@ -27,6 +30,7 @@ import skvae._vae as skvae_vae
 from skvae import GaussianVAE, SparseVAE
 from skvae._module import BernoulliLikelihood
 from skvae.datasets import load_mnist
+from skvae.diagnostics import active_units
 
 # --start -> (row label, the clamp of the mean before its logit, or None for torch's default)
 STARTS = {
@@ -37,7 +41,8 @@ STARTS = {
 
 
 def test_elbo_per_epoch(X, X_test, prior, activation, clamp, epochs, seed, **training):
-    """The test ELBO after each epoch of one fit, with the output bias started as asked."""
+    """The test ELBO after each epoch of one fit, with the output bias started as asked, and
+    the number of active latent dimensions on the test digits at the end."""
     reset = BernoulliLikelihood.reset_parameters
 
     @torch.no_grad()
@@ -69,7 +74,7 @@ def test_elbo_per_epoch(X, X_test, prior, activation, clamp, epochs, seed, **tra
         vae.fit(X)
     finally:
         BernoulliLikelihood.reset_parameters, skvae_vae.train_epoch = reset, train_epoch
-    return scores
+    return scores, active_units(vae, X_test)
 
 
 def _first_epoch_above(scores, target):
@@ -89,6 +94,9 @@ def main():
     parser.add_argument("--activation", choices=["relu", "tanh"], help="only this activation")
     parser.add_argument(
         "--start", choices=list(STARTS), help="only this start of the bias (its clamp)"
+    )
+    parser.add_argument(
+        "--kl-warmup-epochs", type=int, nargs="+", default=[0], help="one row for each"
     )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -111,10 +119,10 @@ def main():
     print(f"{list(seeds)}; torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     epochs = " | ".join(f"ep {e}" for e in shown)
     print(
-        f"| prior | activation | output-bias start | {epochs} | ep {shown[-1]}, each seed "
-        f"| first epoch above -{args.target:g}, each seed |"
+        f"| prior | activation | output-bias start | KL warm-up | {epochs} | ep {shown[-1]}, "
+        f"each seed | first epoch above -{args.target:g}, each seed | active units, each seed |"
     )
-    print("|---|---|---|" + "---:|" * len(shown) + "---|---|")
+    print("|---|---|---|---:|" + "---:|" * len(shown) + "---|---|---|")
     for prior, activation in [
         ("normal", "relu"),
         ("normal", "tanh"),
@@ -123,21 +131,34 @@ def main():
     ]:
         if args.prior not in (None, prior) or args.activation not in (None, activation):
             continue
-        for start, (name, clamp) in STARTS.items():
+        for (start, (name, clamp)), warmup in itertools.product(
+            STARTS.items(), args.kl_warmup_epochs
+        ):
             if args.start not in (None, start):
                 continue
-            runs = [
+            fits = [
                 test_elbo_per_epoch(
-                    X, X_test, prior, activation, clamp, args.epochs, seed, **training
+                    X,
+                    X_test,
+                    prior,
+                    activation,
+                    clamp,
+                    args.epochs,
+                    seed,
+                    kl_warmup_epochs=warmup,
+                    **training,
                 )
                 for seed in seeds
             ]
+            runs, active = [scores for scores, _ in fits], [n for _, n in fits]
             means = np.mean(runs, axis=0)
             cells = " | ".join(f"{means[e - 1]:.2f}" for e in shown)
             each = ", ".join(f"{run[-1]:.2f}" for run in runs)
             reached = ", ".join(_first_epoch_above(run, -args.target) for run in runs)
             print(
-                f"| {prior} | {activation} | {name} | {cells} | {each} | {reached} |", flush=True
+                f"| {prior} | {activation} | {name} | {warmup} | {cells} | {each} | {reached} "
+                f"| {', '.join(map(str, active))} |",
+                flush=True,
             )
 
 
