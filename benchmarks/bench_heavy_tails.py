@@ -59,7 +59,9 @@ def subnormal_share(vae, X):
     return counts[0] / counts[1]
 
 
-def measure(likelihood, activation, posterior, prior, seed, epochs, X_train, X_test):
+def measure(
+    likelihood, activation, posterior, prior, seed, epochs, X_train, X_test, kl_warmup_epochs=0
+):
     estimator = GaussianVAE if prior == "normal" else SparseVAE
     params = dict(
         n_components=10,
@@ -69,6 +71,7 @@ def measure(likelihood, activation, posterior, prior, seed, epochs, X_train, X_t
         posterior=posterior,
         max_iter=epochs,
         n_iter_no_change=epochs,
+        kl_warmup_epochs=kl_warmup_epochs,
         random_state=seed,
     )
     if prior != "normal":
@@ -97,6 +100,12 @@ def main():
     parser.add_argument("--quick", action="store_true", help="1 seed, 10 epochs")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument(
+        "--kl-warmup-epochs",
+        type=int,
+        default=GaussianVAE().kl_warmup_epochs,
+        help="the VAEs' kl_warmup_epochs (default: the estimators' default)",
+    )
     args = parser.parse_args()
     seeds, epochs = (1, 10) if args.quick else (args.seeds, args.epochs)
     warnings.simplefilter("ignore")  # fixed epoch budgets end in ConvergenceWarnings
@@ -106,7 +115,8 @@ def main():
     GaussianVAE(max_iter=2, random_state=0).fit(X_train)
     print(
         f"digits ({len(X_train)} train / {len(X_test)} test rows), n_components=10, "
-        f"hidden (256, 128), {epochs} epochs, seeds 0..{seeds - 1}, "
+        f"hidden (256, 128), {epochs} epochs, kl_warmup_epochs={args.kl_warmup_epochs}, "
+        f"seeds 0..{seeds - 1}, "
         f"torch threads {torch.get_num_threads()}; medians over seeds\n"
     )
     columns = ["test ELBO", "Hoyer", "active", "loss ep1", "last-best", "time ratio", "subnormal"]
@@ -118,7 +128,15 @@ def main():
             for posterior, prior in PAIRS:
                 runs = [
                     measure(
-                        likelihood, activation, posterior, prior, seed, epochs, X_train, X_test
+                        likelihood,
+                        activation,
+                        posterior,
+                        prior,
+                        seed,
+                        epochs,
+                        X_train,
+                        X_test,
+                        args.kl_warmup_epochs,
                     )
                     for seed in range(seeds)
                 ]

@@ -72,6 +72,12 @@ def parse_args():
         default=True,
         help="stop on the ELBO of a held-out tenth of the training patches (as the example)",
     )
+    parser.add_argument(
+        "--kl-warmup-epochs",
+        type=int,
+        default=GaussianVAE().kl_warmup_epochs,
+        help="the VAEs' kl_warmup_epochs (default: the estimators' default)",
+    )
     parser.add_argument("--images", default=None, help=".npy file of images; default: sklearn's")
     parser.add_argument("--seed", type=int, default=0, help="seed of the patches and the VAEs")
     parser.add_argument(
@@ -89,7 +95,9 @@ def parse_args():
     return args
 
 
-def make_vae(prior, hidden_layer_sizes, n_components, n_epochs, early_stopping, seed):
+def make_vae(
+    prior, hidden_layer_sizes, n_components, n_epochs, early_stopping, seed, kl_warmup_epochs
+):
     """A VAE with the settings shared by all models, and ``prior`` and ``hidden_layer_sizes``.
 
     With ``early_stopping``, training stops once the ELBO of a held-out tenth of the data has
@@ -111,6 +119,7 @@ def make_vae(prior, hidden_layer_sizes, n_components, n_epochs, early_stopping, 
         early_stopping=early_stopping,
         validation_fraction=0.1,
         n_mc_samples=10,
+        kl_warmup_epochs=kl_warmup_epochs,
         random_state=seed,
     )
     if prior == "normal":
@@ -183,7 +192,7 @@ def main():
     X_train, X_test = X[: args.n_train], X[args.n_train :]
     # An untimed fit, so that torch's one-time start-up cost is not charged to the first model.
     timed_fit(
-        make_vae("normal", args.hidden, args.n_components, 1, False, args.seed), X_train[:256]
+        make_vae("normal", args.hidden, args.n_components, 1, False, args.seed, 0), X_train[:256]
     )
 
     print()
@@ -202,6 +211,7 @@ def main():
                 args.epochs,
                 args.early_stopping,
                 args.seed,
+                args.kl_warmup_epochs,
             )
             fit_time = timed_fit(vae, X_train)
             print(

@@ -69,7 +69,10 @@ def parse_args():
     )
     parser.add_argument("--seeds", type=int, default=1, help="repetitions with seeds 0, 1, ...")
     parser.add_argument(
-        "--kl-warmup-epochs", type=int, default=0, help="the VAEs' kl_warmup_epochs (default 0)"
+        "--kl-warmup-epochs",
+        type=int,
+        default=GaussianVAE().kl_warmup_epochs,
+        help="the VAEs' kl_warmup_epochs (default: the estimators' default)",
     )
     parser.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files")
     parser.add_argument(

@@ -43,11 +43,14 @@ HIDDEN_LAYER_SIZES = {"linear": (), "nonlinear": (64,)}
 DICTIONARY_ALPHA = 1.0
 
 
-def make_models(mixing, seed):
+def make_models(mixing, seed, kl_warmup_epochs=0):
     """The methods to compare, by name, with their settings for ``mixing``."""
     n_components = DATA_SETTINGS["n_sources"]
     vae_params = dict(
-        VAE_SETTINGS, hidden_layer_sizes=HIDDEN_LAYER_SIZES[mixing], random_state=seed
+        VAE_SETTINGS,
+        hidden_layer_sizes=HIDDEN_LAYER_SIZES[mixing],
+        kl_warmup_epochs=kl_warmup_epochs,
+        random_state=seed,
     )
     return {
         "PCA": PCA(n_components, random_state=seed),
@@ -62,7 +65,7 @@ def make_models(mixing, seed):
     }
 
 
-def measure(n_samples, seeds):
+def measure(n_samples, seeds, kl_warmup_epochs=0):
     """Scores of every method, mixing and seed: ``{(name, mixing): [(mcc_p, mcc_s, hoyer, s)]}``.
 
     The true sources enter as a method named "true sources", scored against themselves, so
@@ -78,7 +81,7 @@ def measure(n_samples, seeds):
             results.setdefault(("true sources", mixing), []).append(
                 (1.0, 1.0, hoyer_sparsity(S), np.nan)
             )
-            for name, model in make_models(mixing, seed).items():
+            for name, model in make_models(mixing, seed, kl_warmup_epochs).items():
                 start = time.perf_counter()
                 codes = model.fit_transform(X)
                 seconds = time.perf_counter() - start
@@ -121,19 +124,28 @@ def main():
     parser.add_argument("--quick", action="store_true", help="2,000 rows and 2 seeds")
     parser.add_argument("--n-samples", type=int, help="rows per data set (default 10,000)")
     parser.add_argument("--seeds", type=int, help="number of seeds, 0, 1, ... (default 5)")
+    parser.add_argument(
+        "--kl-warmup-epochs",
+        type=int,
+        default=GaussianVAE().kl_warmup_epochs,
+        help="the VAEs' kl_warmup_epochs (default: the estimators' default)",
+    )
     args = parser.parse_args()
     n_samples = args.n_samples or (2000 if args.quick else 10_000)
     seeds = range(args.seeds or (2 if args.quick else 5))
 
     print(f"Data: make_sparse_sources(n_samples={n_samples}, {DATA_SETTINGS}), standardized")
     print(f"Seeds: {list(seeds)} (data and models); medians over seeds")
-    print(f"VAEs: {VAE_SETTINGS}, hidden_layer_sizes={HIDDEN_LAYER_SIZES}")
+    print(
+        f"VAEs: {VAE_SETTINGS}, hidden_layer_sizes={HIDDEN_LAYER_SIZES}, "
+        f"kl_warmup_epochs={args.kl_warmup_epochs}"
+    )
     print(
         "Baselines: PCA; FastICA(whiten='unit-variance', max_iter=1000); "
         f"DictionaryLearning(alpha={DICTIONARY_ALPHA}, fit_algorithm='cd')"
     )
     start = time.perf_counter()
-    results = measure(n_samples, seeds)
+    results = measure(n_samples, seeds, args.kl_warmup_epochs)
     print()
     print_table(results)
     print(f"\nTotal time: {time.perf_counter() - start:.0f} s")

@@ -246,10 +246,19 @@ def test_training_slices_a_seeded_permutation_without_a_dataloader(small_digits,
 
 def test_verbose_prints_progress(small_digits, capsys):
     X, _ = small_digits
+    SparseVAE(**{**FAST, "verbose": 1, "kl_warmup_epochs": 3}).fit(X)
+    lines = capsys.readouterr().out.splitlines()
+    pattern = (
+        r"\[SparseVAE\] Iteration (\d+), loss = -?\d+\.\d\d(?:, KL weight = ([\d.]+))?"
+        r", time = \d+\.\d\ds"
+    )
+    matches = [re.fullmatch(pattern, line) for line in lines]
+    assert [int(match.group(1)) for match in matches] == [1, 2, 3]
+    # A warm-up of 3 epochs weights the KL term by 1/4, 1/2, 3/4 in them, and says so.
+    assert [match.group(2) for match in matches] == ["0.25", "0.5", "0.75"]
     SparseVAE(**{**FAST, "verbose": 1}).fit(X)
     lines = capsys.readouterr().out.splitlines()
-    pattern = r"\[SparseVAE\] Iteration (\d+), loss = -?\d+\.\d\d, time = \d+\.\d\ds"
-    assert [int(re.fullmatch(pattern, line).group(1)) for line in lines] == [1, 2, 3]
+    assert [re.fullmatch(pattern, line).group(2) for line in lines] == [None] * 3
 
 
 def test_silent_by_default(small_digits, capsys):
