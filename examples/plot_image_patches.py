@@ -231,13 +231,13 @@ plt.show()
 # ELBO, but after 30 epochs the filters of all three priors are much alike: noisy mixtures
 # of gratings.
 #
-# At the full size, early stopping ends the MLPs' training after 27 to 38 epochs, while the
+# At the full size, early stopping ends the MLPs' training after 31 to 36 epochs, while the
 # linear models train for 91 to 100, and the differences grow. The Gaussian MLP still has the
-# better ELBO than the heavy-tailed MLPs (-168.7 nats against -176.3 for Cauchy and -171.5
-# for Laplace), while their codes are sparser (Hoyer 0.52 and 0.57 against 0.38). Its
-# filters are global, noise-like patterns, with a median spread of 4.8 pixels, where 4.8
-# means a filter that covers the whole patch evenly; theirs are bars, edges and gratings,
-# some of them localized (4.0 and 4.1). With linear decoders the Cauchy prior has the best
+# better ELBO than the heavy-tailed MLPs (-168.5 nats against -177.0 for Cauchy and -172.8
+# for Laplace), while their codes are sparser (Hoyer 0.57 against 0.41). Its filters are
+# global, noise-like patterns, with a median spread of 5.0 pixels, where 4.8 means a filter
+# that covers the whole patch evenly; theirs are bars, edges and gratings, some of them
+# localized (4.0 and 4.1). With linear decoders the Cauchy prior has the best
 # ELBO of all six models (-167.5 against -179.8 for the Gaussian prior), and both
 # heavy-tailed priors learn more localized filters (spread 3.5 against 4.1): short bars,
 # dots and gratings, against global mixtures.
