@@ -14,24 +14,16 @@ import numpy as np
 import torch
 
 from . import __version__
-from ._module import VAEModule
-from ._training import make_optimizer
-from ._vae import GaussianVAE, SparseVAE, _available_device, _resolve_device
+from ._vae import FITTED_STATE, GaussianVAE, SparseVAE
+from ._validation import available_device, resolve_device
 
 MAGIC = b"skvae-model\n"
 FORMAT_VERSION = 1
 ESTIMATORS = {"SparseVAE": SparseVAE, "GaussianVAE": GaussianVAE}
 
-# Fitted attributes stored as JSON; module_, the optimizer and the random state are tensors.
-_FITTED = [
-    "n_features_in_",
-    "n_iter_",
-    "loss_curve_",
-    "best_loss_",
-    "validation_scores_",
-    "best_validation_score_",
-    "_n_features_out",
-]
+# The fitted state stored as JSON (files of skvae 0.1.0 also hold a derived
+# ``_n_features_out``, which loading ignores); the rest is tensors.
+_JSON = [fitted.name for fitted in FITTED_STATE if fitted.store == "json"]
 
 
 def save(estimator, path):
@@ -56,9 +48,9 @@ def save(estimator, path):
     params = estimator.get_params()
     if not isinstance(params["random_state"], (int, type(None))):
         params["random_state"] = None
-    fitted = {key: getattr(estimator, key) for key in _FITTED}
-    if hasattr(estimator, "feature_names_in_"):
-        fitted["feature_names_in_"] = list(estimator.feature_names_in_)
+    fitted = {key: getattr(estimator, key) for key in _JSON if hasattr(estimator, key)}
+    if "feature_names_in_" in fitted:
+        fitted["feature_names_in_"] = list(fitted["feature_names_in_"])
     _, keys, position, has_gauss, cached_gaussian = estimator._random_state.get_state()
     content = {
         "format_version": FORMAT_VERSION,
@@ -67,7 +59,6 @@ def save(estimator, path):
         "estimator": name,
         "params": json.dumps(params),
         "fitted": json.dumps(fitted),
-        "architecture": json.dumps(estimator.module_.architecture),
         "module": {k: v.cpu() for k, v in estimator.module_.state_dict().items()},
         "optimizer": _map_tensors(estimator._optimizer.state_dict(), torch.device("cpu")),
         "random_state": {
@@ -132,22 +123,17 @@ def _restore(content, device):
     params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     estimator.set_params(**params)
     estimator._validate_params()
-    architecture = json.loads(content["architecture"])
-    architecture["hidden_layer_sizes"] = tuple(architecture["hidden_layer_sizes"])
     fitted = json.loads(content["fitted"])
-    if "feature_names_in_" in fitted:
-        estimator.feature_names_in_ = np.asarray(fitted.pop("feature_names_in_"), dtype=object)
-    for key, value in fitted.items():
-        setattr(estimator, key, value)
-    module = VAEModule(
-        estimator.n_features_in_, **architecture, generator=torch.Generator().manual_seed(0)
-    )
-    module.load_state_dict(content["module"])  # strict: every tensor, with its shape
-    module.architecture = architecture
-    target = _resolve_device(device) if device else _available_device(estimator.device)
-    estimator.module_ = module.to(target).eval()
-    estimator._optimizer = make_optimizer(module.parameters())
+    target = resolve_device(device) if device else available_device(estimator.device)
+    estimator._initialize(fitted["n_features_in_"], target)  # the parameters' architecture
+    estimator.module_.load_state_dict(content["module"])  # strict: every tensor, its shape
+    estimator.module_.eval()
     estimator._optimizer.load_state_dict(_map_tensors(content["optimizer"], target))
+    for key in _JSON:
+        if key in fitted:
+            setattr(estimator, key, fitted[key])
+    if "feature_names_in_" in fitted:
+        estimator.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
     position, has_gauss, cached_gaussian = content["random_state"]["state"]
     keys = content["random_state"]["keys"].numpy().astype(np.uint32)
     estimator._random_state = np.random.RandomState()

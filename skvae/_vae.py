@@ -4,18 +4,14 @@ import copy
 import inspect
 import io
 import math
-import sys
 import textwrap
 import time
 import warnings
-from contextlib import contextmanager, nullcontext
-from functools import partial
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
 import torch
-from sklearn import get_config
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -24,164 +20,111 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import assert_all_finite, check_random_state, check_scalar
+from sklearn.utils import check_scalar
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.sparsefuncs import mean_variance_axis
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from . import _distributions
-from ._module import ACTIVATIONS, LIKELIHOODS, UNBOUNDED_ACTIVATIONS, VAEModule
+from ._families import LIKELIHOODS, POSTERIORS, PRIORS
+from ._module import ACTIVATIONS, VAEModule
 from ._training import (
+    ProgressReporter,
+    StoppingRule,
+    column_mean_std,
+    fixed_noise,
     inference_batch_size,
     make_optimizer,
-    predict,
+    make_training_step,
+    map_batches,
     train_epoch,
     training_data,
-    training_step,
+)
+from ._validation import (
+    available_device,
+    check_architecture,
+    check_codes,
+    check_data,
+    random_state_or_entropy,
+    resolve_device,
+    torch_generator,
+    unchanged_on_error,
 )
 
 
-def _check_random_state(random_state):
-    """``check_random_state``, except that None draws fresh OS entropy.
+class _Fitted(NamedTuple):
+    """One attribute of the fitted state: how it is stored, and its entry in the docs."""
 
-    scikit-learn maps None to NumPy's global RandomState; drawing from it would advance the
-    caller's global random state, which skvae never touches.
-    """
-    if random_state is None:
-        return np.random.RandomState(np.random.SeedSequence().generate_state(4))
-    return check_random_state(random_state)
+    name: str
+    store: str  # "json": a plain value; "torch": torch.save'd; "random": a NumPy RandomState
+    type: str = None  # numpydoc type; None for private state, left out of the docs
+    doc: str = None
 
 
-def _torch_generator(random_state, device):
-    """A torch.Generator on ``device`` seeded from a NumPy RandomState."""
-    seed = int(random_state.randint(np.iinfo(np.int32).max))
-    return torch.Generator(device=device).manual_seed(seed)
+#: The fitted state, listed once: pickling, ``skvae.save``/``load`` and the Attributes section
+#: of the docstrings read it. Values derived from it are properties (``_n_features_out``).
+FITTED_STATE = (
+    _Fitted(
+        "module_",
+        "torch",
+        "torch.nn.Module",
+        "The fitted torch module: ``encoder`` and ``decoder`` MLPs, ``likelihood`` head, and "
+        "the prior's parameters as buffers.",
+    ),
+    _Fitted("n_features_in_", "json", "int", "Number of features seen during :term:`fit`."),
+    _Fitted(
+        "feature_names_in_",
+        "json",
+        "ndarray of shape (`n_features_in_`,)",
+        "Names of features seen during :term:`fit`. Defined only when `X` has feature names "
+        "that are all strings.",
+    ),
+    _Fitted("n_iter_", "json", "int", "Number of epochs run."),
+    _Fitted(
+        "loss_curve_",
+        "json",
+        "list of float",
+        "Training loss (negative ELBO, with ``beta`` weighting the KL, in nats per row) of "
+        "each epoch; a warm-up epoch's weight is smaller (``kl_warmup_epochs``).",
+    ),
+    _Fitted(
+        "best_loss_",
+        "json",
+        "float or None",
+        "Lowest training loss; None under ``early_stopping``.",
+    ),
+    _Fitted(
+        "validation_scores_",
+        "json",
+        "list of float or None",
+        "Validation ELBO of each epoch of the last :meth:`fit` under ``early_stopping``, "
+        "else None (:meth:`partial_fit` leaves it as it was).",
+    ),
+    _Fitted(
+        "best_validation_score_",
+        "json",
+        "float or None",
+        "Best validation ELBO of the last :meth:`fit` under ``early_stopping``, else None.",
+    ),
+    _Fitted("_optimizer", "torch"),
+    _Fitted("_random_state", "random"),
+)
 
 
-def _resolve_device(device):
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"device={device!r} is not a torch device: {exc}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} was requested but CUDA is not available; "
-            "use device='cpu' or device='auto'."
-        )
-    return resolved
-
-
-def _available_device(device):
-    """The device a model fitted on ``device`` should use here: it, or the CPU with a warning."""
-    try:
-        return _resolve_device(device)
-    except ValueError:
-        warnings.warn(
-            f"The model was fitted on {device}, which is not available here; "
-            "its weights are loaded on the CPU.",
-            UserWarning,
-            stacklevel=3,
-        )
-        return torch.device("cpu")
-
-
-def _column_mean_std(X, device):
-    """Per-feature mean and standard deviation of the training data (a tensor on the device,
-    or a sparse matrix), as float32 tensors on ``device``."""
-    if torch.is_tensor(X):
-        # Sums of values and squares over chunks of rows, accumulated in float64: no
-        # full-size temporary (NumPy's var materialises X - mean), and 0.03 s instead of
-        # 0.5 s on MNIST (float64 reductions over the rows themselves take 0.2 s).
-        total = torch.zeros(X.shape[1], dtype=torch.float64, device=device)
-        total_of_squares = torch.zeros_like(total)
-        for chunk in X.split(8192):
-            total += chunk.sum(0).double()
-            total_of_squares += chunk.square().sum(0).double()
-        mean = total / X.shape[0]
-        variance = (total_of_squares / X.shape[0] - mean.square()).clamp_min(0)
-        return mean.float(), variance.sqrt().float()
-    mean, variance = mean_variance_axis(X, axis=0)
-    as_float32 = partial(torch.as_tensor, dtype=torch.float32, device=device)
-    return as_float32(mean), as_float32(np.sqrt(variance))
-
-
-def _progress_bar(verbose, n_epochs, name):
-    """A tqdm bar over epochs under ``verbose`` on a terminal, if tqdm is installed (a
-    context manager; it gives None when there is no bar).
-
-    Otherwise (no tqdm, output to a file or a notebook's stream) progress is printed as
-    lines in scikit-learn's format.
-    """
-    if not verbose or not sys.stdout.isatty():
-        return nullcontext()
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return nullcontext()
-    return tqdm(total=n_epochs, desc=name, unit="epoch", file=sys.stdout)
-
-
-def _check_float32_range(X, name="X"):
-    """skvae computes in float32: refuse values that would overflow to infinity there."""
-    largest = np.finfo(np.float32).max
-    if X.dtype == np.float64 and X.size and np.abs(X).max() > largest:
-        raise ValueError(
-            f"{name} has values beyond float32's range (|x| > {largest:.3g}), in which skvae "
-            "computes; rescale it, e.g. with StandardScaler."
-        )
-
-
-def _value_range(values):
-    """(min, max) of a float array in one pass; NaN if it holds a NaN."""
-    if values.size == 0:
-        return 0.0, 0.0
-    if values.flags.writeable and values.dtype.isnative:
-        low, high = torch.aminmax(torch.from_numpy(values))  # one multithreaded pass
-        return low.item(), high.item()
-    return values.min(), values.max()  # torch cannot wrap read-only memory
-
-
-def _check_values(values, likelihood, estimator_name):
-    """Refuse non-finite values, values beyond float32's range, and data the likelihood cannot
-    model (outside ``likelihood.support``, or not integers where it needs counts).
-
-    Valid data costs one min/max pass, a third of the passes the separate checks make; they
-    run, to name the problem, only when that pass finds one (or when counts must be checked).
-    As in scikit-learn, ``sklearn.set_config(assume_finite=True)`` skips the finiteness check.
-    """
-    largest = float(np.finfo(np.float32).max)
-    low, high = likelihood.support
-    found_low, found_high = _value_range(values)
-    in_range = max(low, -largest) <= found_low and found_high <= min(high, largest)  # NaN: False
-    if in_range and not likelihood.integer_valued:
-        return
-    if not get_config()["assume_finite"]:
-        assert_all_finite(values, input_name="X", estimator_name=estimator_name)
-    _check_float32_range(values)
-    likelihood.check_data(values)
-
-
-@contextmanager
-def _unchanged_on_error(estimator):
-    """Restore the estimator's attributes if the block raises.
-
-    ``validate_data`` sets ``n_features_in_`` and ``feature_names_in_`` before all checks have
-    passed; bad input must leave a fitted model as it was.
-    """
-    state = estimator.__dict__.copy()
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(state)
-        raise
+def _attributes_doc():
+    """The Attributes section of the docstrings: the public entries of ``FITTED_STATE``."""
+    entries = [
+        f"{f.name} : {f.type}\n    " + "\n    ".join(textwrap.wrap(f.doc, 88))
+        for f in FITTED_STATE
+        if f.type
+    ]
+    return "\n\n".join(entries)
 
 
 def _fill_doc(cls):
     """Put the parameter and attribute sections the estimators share into the docstring."""
-    for key, text in [("shared_parameters", _SHARED_PARAMETERS), ("attributes", _ATTRIBUTES)]:
+    for key, text in [
+        ("shared_parameters", _SHARED_PARAMETERS),
+        ("attributes", _attributes_doc()),
+    ]:
         section = textwrap.indent(text.strip("\n"), "    ").lstrip()
         cls.__doc__ = cls.__doc__.replace(f"%({key})s", section)
     activation = inspect.signature(cls).parameters["activation"].default
@@ -192,8 +135,9 @@ def _fill_doc(cls):
 class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Base class of the VAE estimators; subclasses differ only in their prior.
 
-    The prior is read from ``self.prior`` (and ``self.df`` for a Student-t prior): a
-    constructor parameter of SparseVAE, a class attribute of GaussianVAE.
+    The prior is read from ``self.prior`` (and the attributes its family's ``params`` name,
+    such as ``self.df`` for a Student-t prior): constructor parameters of SparseVAE, class
+    attributes of GaussianVAE.
     """
 
     _parameter_constraints: dict = {
@@ -201,13 +145,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "likelihood": [StrOptions(set(LIKELIHOODS))],
-        "posterior": [StrOptions(set(_distributions.POSTERIORS))],
+        "posterior": [StrOptions(set(POSTERIORS))],
         "beta": [Interval(Real, 0, None, closed="left")],
         "kl_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left"), None],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -219,7 +163,10 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     }
 
     prior = "normal"
-    df = None
+
+    #: Whether full CUDA batches replay a captured graph of the training step; a subclass sets
+    #: it to False to train with the eager step (the benchmarks time both).
+    _cuda_graphs = True
 
     def __init__(
         self,
@@ -283,14 +230,16 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         self : object
             The fitted estimator.
         """
-        reset = not (self.warm_start and hasattr(self, "module_"))
-        with _unchanged_on_error(self):  # bad input or a failed fit keeps the fitted model
-            X, device = self._validate_fit_data(X, reset=reset)
-            return self._fit(X, device, reset=reset, incremental=False)
+        return self._fit(X, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """Fit the model with one pass (epoch) over X, continuing from the current state.
+
+        As in :class:`~sklearn.neural_network.MLPClassifier`, ``early_stopping=True`` is
+        refused: one pass over a chunk has no held-out data to stop on. The stopping rule's
+        other state carries over (``best_loss_``), and ``validation_scores_`` keeps what the
+        last :meth:`fit` recorded.
 
         Parameters
         ----------
@@ -304,15 +253,184 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         self : object
             The fitted estimator.
         """
-        reset = not hasattr(self, "module_")
-        with _unchanged_on_error(self):  # bad input or a failed fit keeps the fitted model
-            X, device = self._validate_fit_data(X, reset=reset)
-            return self._fit(X, device, reset=reset, incremental=True)
+        if self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True (one pass over a chunk has "
+                "no held-out data to stop on); set early_stopping=False, or use fit."
+            )
+        return self._fit(X, incremental=True)
+
+    def _fit(self, X, *, incremental):
+        """Validate, then build or continue the model, then train: one epoch (``incremental``)
+        or up to ``max_iter``, under the stopping rule. Bad input, or a first epoch without a
+        finite step, leaves a fitted model as it was."""
+        continued = hasattr(self, "module_") and (incremental or self.warm_start)
+        with unchanged_on_error(self):
+            device = resolve_device(self.device)
+            check_architecture(
+                self._architecture(), self.module_.architecture if continued else None
+            )
+            X = check_data(self, X, reset=not continued)
+            X_all = training_data(X, device)
+            if continued:
+                self._move_to(device)
+            else:
+                self._initialize(X.shape[1], device)
+                self._start_output(X_all)
+            for group in self._optimizer.param_groups:
+                group["lr"] = self.learning_rate
+            validation = self.early_stopping and not incremental
+            X_train, X_val = self._validation_split(X, device) if validation else (X_all, None)
+            self._train(X_train, X_val, device, incremental=incremental)
+        return self
+
+    def _initialize(self, n_features, device):
+        """Build the module and its optimizer from the parameters, and start the fitted
+        history afresh: the one place a model is built (``fit``, ``partial_fit``, ``load``)."""
+        self._random_state = random_state_or_entropy(self.random_state)
+        generator = torch_generator(self._random_state, "cpu")
+        self.module_ = VAEModule(n_features, **self._architecture(), generator=generator)
+        self.module_.to(device)
+        self._optimizer = make_optimizer(self.module_.parameters())
+        self.n_iter_, self.loss_curve_, self.best_loss_ = 0, [], np.inf
+        self.validation_scores_ = self.best_validation_score_ = None
+
+    def _start_output(self, X):
+        """Start the decoder's output at the training data's per-feature mean and spread."""
+        self.module_.reset_output(*column_mean_std(X, self._device()))
+
+    def _move_to(self, device):
+        """Move a fitted model, with its optimizer's moments, onto ``device``."""
+        if self._device() != device:
+            self.module_.to(device)
+            # Loading the state casts the optimizer's moments onto the parameters' device.
+            self._optimizer.load_state_dict(self._optimizer.state_dict())
+
+    def _validation_split(self, X, device):
+        """Training and validation rows for ``early_stopping``, each as held during fit."""
+        X_train, X_val = train_test_split(
+            X, test_size=self.validation_fraction, random_state=self._random_state
+        )
+        return training_data(X_train, device), training_data(X_val, device)
+
+    def _train(self, X, X_val, device, *, incremental):
+        """One epoch over X (``incremental``), or up to ``max_iter`` stopped by the stopping
+        rule (on the ELBO of ``X_val`` if given), ending with the rule's best weights."""
+        n_epochs = 1 if incremental else self.max_iter
+        rule = StoppingRule(
+            self.tol,
+            self.n_iter_no_change,
+            validation=X_val is not None,
+            best_loss=np.inf if self.best_loss_ is None else self.best_loss_,
+        )
+        generator = torch_generator(self._random_state, device)
+        # A 0-d tensor rather than a float, so that a step captured as a CUDA graph reads the
+        # weight each epoch sets during the KL warm-up.
+        kl_weight = torch.tensor(float(self.beta), device=device)
+        step = make_training_step(
+            self.module_,
+            self._optimizer,
+            beta=kl_weight,
+            batch_size=self.batch_size,
+            cuda_graphs=self._cuda_graphs,
+        )
+        self.module_.train()
+        with ProgressReporter(self.verbose, n_epochs, type(self).__name__) as progress:
+            for _ in range(n_epochs):
+                start = time.perf_counter()
+                warmup = self._kl_warmup_factor(self.n_iter_ + 1)
+                kl_weight.fill_(self.beta * warmup)
+                result = self._guarded_epoch(step, X, X_val, generator)
+                if result is None:  # interrupted or diverged, and restored
+                    break
+                loss, score = result
+                self.n_iter_ += 1
+                self.loss_curve_.append(loss)
+                stop = rule.update(self.module_, loss, score, warmup=warmup < 1)
+                shown_weight = self.beta * warmup if warmup < 1 else None
+                elapsed = time.perf_counter() - start
+                progress.epoch(self.n_iter_, loss, elapsed, score=score, kl_weight=shown_weight)
+                if stop:
+                    progress.write(
+                        f"{rule.monitored} did not improve more than tol={self.tol} for "
+                        f"{self.n_iter_no_change} consecutive epochs. Stopping."
+                    )
+                    break
+            else:
+                if not incremental and self.tol is not None:
+                    warnings.warn(
+                        f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached "
+                        "and the ELBO has not converged yet; increase max_iter.",
+                        ConvergenceWarning,
+                        stacklevel=4,
+                    )
+        rule.restore_best(self.module_)
+        self.module_.eval()
+        self.best_loss_ = rule.best_loss
+        if not incremental:  # a partial_fit leaves the last fit's record
+            self.validation_scores_ = rule.validation_scores
+            self.best_validation_score_ = rule.best_validation_score
+
+    def _guarded_epoch(self, step, X, X_val, generator):
+        """One epoch of training, then the validation ELBO if ``X_val`` is given: ``(loss,
+        score)``. An epoch interrupted by Ctrl-C, or ending with a non-finite loss or weights,
+        returns the module and optimizer to their state before it, warns and gives None; a
+        first epoch without a finite step raises instead."""
+        name = type(self).__name__
+        state = self._training_state()
+        try:
+            loss = self._run_epoch(step, X, generator)
+            finite = math.isfinite(loss) and self._weights_are_finite()
+            score = float(self._elbo(X_val).mean()) if finite and X_val is not None else None
+        except KeyboardInterrupt:
+            self._set_training_state(state)
+            warnings.warn(
+                f"{name}: fit interrupted during epoch {self.n_iter_ + 1}; the model keeps "
+                f"the weights of the last completed epoch ({self.n_iter_}).",
+                UserWarning,
+                stacklevel=5,
+            )
+            return None
+        if finite:
+            return loss, score
+        self._set_training_state(state)
+        cause = f"a {loss} loss" if not math.isfinite(loss) else "non-finite weights"
+        advice = (
+            f"Lower learning_rate (now {self.learning_rate}) or rescale the data, "
+            "e.g. with StandardScaler."
+        )
+        if self.n_iter_ == 0:
+            raise ValueError(
+                f"{name} could not make a single finite training step: the first epoch gave "
+                f"{cause}. {advice}"
+            )
+        warnings.warn(
+            f"{name}: training diverged in epoch {self.n_iter_ + 1} with {cause}; it stopped "
+            f"and restored the weights of epoch {self.n_iter_}. {advice}",
+            ConvergenceWarning,
+            stacklevel=5,
+        )
+        return None
+
+    def _run_epoch(self, step, X, generator):
+        """One pass over X; the loss. The seam that tests and benchmarks wrap in a subclass
+        (to interrupt a fit, or to score the model after each epoch)."""
+        return train_epoch(
+            step,
+            X,
+            batch_size=self.batch_size,
+            n_components=self.n_components,
+            generator=generator,
+        )
 
     def _architecture(self):
         """The constructor arguments of the torch module that these parameters describe."""
         hidden = self.hidden_layer_sizes
         hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
+        prior_params = {
+            param: float(getattr(self, attribute))
+            for param, attribute in PRIORS[self.prior].params.items()
+        }
         return {
             "n_components": self.n_components,
             "hidden_layer_sizes": hidden,
@@ -320,173 +438,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             "prior": self.prior,
             "posterior": self.posterior,
             "likelihood": self.likelihood,
-            "df": None if self.prior != "student-t" else float(self.df),
+            "prior_params": prior_params,
         }
-
-    def _validate_fit_data(self, X, reset):
-        device = _resolve_device(self.device)
-        architecture = self._architecture()
-        hidden = architecture["hidden_layer_sizes"]
-        if not all(isinstance(h, Integral) and h > 0 for h in hidden):
-            raise ValueError(f"hidden_layer_sizes must be positive integers, got {hidden}.")
-        _distributions.check_kl_finite(self.posterior, self.prior, architecture["df"])
-        if self.posterior == "cauchy" and (not hidden or self.activation in UNBOUNDED_ACTIVATIONS):
-            raise ValueError(
-                "posterior='cauchy' needs a bounded decoder: activation='tanh' or "
-                f"'logistic' and at least one hidden layer (got activation="
-                f"{self.activation!r}, hidden_layer_sizes={hidden}). A Cauchy code has no "
-                "mean, so through a decoder that grows linearly in z the expected "
-                "log-likelihood E_q[log p(x|z)] is -inf, and training diverges."
-            )
-        if not reset:
-            for name, value in self.module_.architecture.items():
-                if architecture[name] != value:
-                    raise ValueError(
-                        f"Cannot continue training a model fitted with {name}={value!r} "
-                        f"using {name}={architecture[name]!r}; set warm_start=False, or "
-                        "fit again, to train a new model."
-                    )
-        X = self._check_X(X, reset=reset)
-        return X, device
-
-    def _fit(self, X, device, *, reset, incremental):
-        X_all = training_data(X, device)
-        if reset:
-            self._random_state = _check_random_state(self.random_state)
-            init_generator = _torch_generator(self._random_state, "cpu")
-            architecture = self._architecture()
-            n_features = X.shape[1]
-            self.module_ = VAEModule(n_features, **architecture, generator=init_generator)
-            self.module_.architecture = architecture
-            self.module_.to(device).reset_output(*_column_mean_std(X_all, device))
-            self._optimizer = make_optimizer(self.module_.parameters())
-            self._n_features_out = self.n_components
-            self.n_iter_ = 0
-            self.loss_curve_ = []
-            self.best_loss_ = np.inf
-        elif next(self.module_.parameters()).device != device:
-            self.module_.to(device)
-            # Loading the state casts the optimizer's moments onto the parameters' device.
-            self._optimizer.load_state_dict(self._optimizer.state_dict())
-        for group in self._optimizer.param_groups:
-            group["lr"] = self.learning_rate
-
-        early_stopping = self.early_stopping and not incremental
-        if early_stopping:
-            X, X_val = train_test_split(
-                X, test_size=self.validation_fraction, random_state=self._random_state
-            )
-            X_val = training_data(X_val, device)
-            self.validation_scores_ = []
-            self.best_validation_score_ = -np.inf
-            self.best_loss_ = None
-            best_state = None
-        else:
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-            if self.best_loss_ is None:
-                self.best_loss_ = np.inf
-
-        X = training_data(X, device) if early_stopping else X_all
-        generator = _torch_generator(self._random_state, device)
-        # A 0-d tensor rather than a float, so that a step captured as a CUDA graph reads the
-        # weight each epoch sets during the KL warm-up.
-        kl_weight = torch.tensor(float(self.beta), device=device)
-        step = training_step(
-            self.module_, self._optimizer, beta=kl_weight, batch_size=self.batch_size
-        )
-        name = type(self).__name__
-        no_improvement_count = 0
-        n_epochs = 1 if incremental else self.max_iter
-        with _progress_bar(self.verbose, n_epochs, name) as bar:
-            report = bar.write if bar else print
-            self.module_.train()
-            for _ in range(n_epochs):
-                start = time.perf_counter()
-                warmup = self._kl_warmup_factor(self.n_iter_ + 1)
-                kl_weight.fill_(self.beta * warmup)
-                state = self._training_state()  # what an interrupted or diverged epoch returns to
-                try:
-                    loss = train_epoch(
-                        step,
-                        X,
-                        batch_size=self.batch_size,
-                        n_components=self.n_components,
-                        generator=generator,
-                    )
-                    finite = math.isfinite(loss) and self._weights_are_finite()
-                    if finite and early_stopping:
-                        score = float(self._elbo(X_val, device).mean())
-                except KeyboardInterrupt:
-                    self._set_training_state(state)
-                    warnings.warn(
-                        f"{name}: fit interrupted during epoch {self.n_iter_ + 1}; the model "
-                        f"keeps the weights of the last completed epoch ({self.n_iter_}).",
-                        UserWarning,
-                        stacklevel=3,
-                    )
-                    break
-                if not finite:
-                    self._set_training_state(state)
-                    cause = f"a {loss} loss" if not math.isfinite(loss) else "non-finite weights"
-                    advice = (
-                        f"Lower learning_rate (now {self.learning_rate}) or rescale the data, "
-                        "e.g. with StandardScaler."
-                    )
-                    if self.n_iter_ == 0:
-                        raise ValueError(
-                            f"{name} could not make a single finite training step: the first "
-                            f"epoch gave {cause}. {advice}"
-                        )
-                    warnings.warn(
-                        f"{name}: training diverged in epoch {self.n_iter_ + 1} with {cause}; it "
-                        f"stopped and restored the weights of epoch {self.n_iter_}. {advice}",
-                        ConvergenceWarning,
-                        stacklevel=3,
-                    )
-                    break
-                self.n_iter_ += 1
-                self.loss_curve_.append(loss)
-                message = f"[{name}] Iteration {self.n_iter_}, loss = {loss:.2f}"
-                if early_stopping:
-                    self.validation_scores_.append(score)
-                    improved = score > self.best_validation_score_ + self.tol
-                    if score > self.best_validation_score_:
-                        self.best_validation_score_ = score
-                        best_state = {k: v.clone() for k, v in self.module_.state_dict().items()}
-                    message += f", validation ELBO = {score:.2f}"
-                elif warmup == 1:  # a warm-up epoch's loss weighs the KL less: not comparable
-                    improved = loss < self.best_loss_ - self.tol
-                    self.best_loss_ = min(self.best_loss_, loss)
-                if warmup < 1:
-                    message += f", KL weight = {self.beta * warmup:.3g}"
-                    improved = True  # the warm-up epochs do not count towards n_iter_no_change
-                no_improvement_count = 0 if improved else no_improvement_count + 1
-                if bar:
-                    bar.set_postfix_str(message.split(", ", 1)[1], refresh=False)
-                    bar.update()
-                elif self.verbose:
-                    print(f"{message}, time = {time.perf_counter() - start:.2f}s")
-                if no_improvement_count > self.n_iter_no_change:
-                    if self.verbose:
-                        what = "Validation ELBO" if early_stopping else "Training loss"
-                        report(
-                            f"{what} did not improve more than tol={self.tol} for "
-                            f"{self.n_iter_no_change} consecutive epochs. Stopping."
-                        )
-                    break
-            else:
-                if not incremental:
-                    warnings.warn(
-                        f"{name}: maximum iterations ({self.max_iter}) reached and the ELBO has "
-                        "not converged yet; increase max_iter.",
-                        ConvergenceWarning,
-                        stacklevel=3,
-                    )
-        if early_stopping and best_state is not None:
-            self.module_.load_state_dict(best_state)
-        self.module_.eval()
-        return self
 
     def _kl_warmup_factor(self, epoch):
         """Share of ``beta`` that weighs the KL term in epoch ``epoch`` (counted from 1)."""
@@ -508,48 +461,40 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     # -- inference -----------------------------------------------------------------------
 
+    @property
+    def _n_features_out(self):
+        """The code's width, which ``get_feature_names_out`` reads (fitted models only)."""
+        return self.module_.architecture["n_components"]
+
     def _device(self):
         return next(self.module_.parameters()).device
 
-    def _validate_data(self, X):
+    def _check_fitted_data(self, X):
+        """X validated for a fitted model: same features, values its likelihood can model."""
         check_is_fitted(self)
-        return self._check_X(X, reset=False)
+        return check_data(self, X, reset=False)
 
-    def _check_X(self, X, reset):
-        """Validated float data: a dense array, or a CSR matrix (batches are densified)."""
-        X = validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            accept_sparse=("csr", "csc"),
-            reset=reset,
-            ensure_all_finite=False,  # _check_values does it, in its single pass
-        )
-        if sp.issparse(X):
-            X = X.tocsr()
-        values = X.data if sp.issparse(X) else X  # implicit zeros suit every likelihood
-        _check_values(values, LIKELIHOODS[self.likelihood], type(self).__name__)
-        return X
+    def _fixed_noise(self, n_draws, seed=0):
+        """The fixed Monte Carlo noise of the ELBO and of the diagnostics."""
+        return fixed_noise(n_draws, self._n_features_out, self._device(), seed)
 
-    def _elbo(self, X, device):
+    def _elbo(self, X):
         """ELBO of each row of X (array or device tensor), with fixed Monte Carlo noise.
 
         The same ``n_mc_samples`` uniform draws serve every row, so the result for a row does
         not depend on which other rows are scored with it, and the same call gives the same
         numbers every time.
         """
-        generator = torch.Generator(device=device).manual_seed(0)
-        noise = _distributions.uniform(
-            (self.n_mc_samples, 1, self._n_features_out), generator, device=device
-        )
-        return self._predict(lambda x: self.module_.elbo(x, noise).mean(0), X, self.n_mc_samples)
+        noise = self._fixed_noise(self.n_mc_samples)
+        elbo = lambda x: self.module_.elbo(x, noise).mean(0)  # noqa: E731
+        return self._map_batches(elbo, X, self.n_mc_samples)
 
-    def _predict(self, function, X, draws=1):
+    def _map_batches(self, function, X, draws=1):
         """``function`` of batches of X on the model's device, concatenated as a NumPy array;
         batches sized for the device and for ``draws`` decoder passes per row."""
         device = self._device()
         batch_size = inference_batch_size(device, self.n_features_in_, draws)
-        return predict(function, X, device, batch_size)
+        return map_batches(function, X, device, batch_size)
 
     def transform(self, X):
         """Encode X as the location (mode) of the posterior q(z|x).
@@ -564,9 +509,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         Z : ndarray of shape (n_samples, n_components)
             Latent codes, of the dtype of X (float32 or float64).
         """
-        X = self._validate_data(X)
-        Z = self._predict(self.module_.posterior_mode, X)
-        return Z.astype(X.dtype, copy=False)
+        X = self._check_fitted_data(X)
+        return self._map_batches(self.module_.code, X).astype(X.dtype, copy=False)
 
     def inverse_transform(self, X):
         """Decode latent codes into the mean of p(x|z).
@@ -584,14 +528,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             one.
         """
         check_is_fitted(self)
-        Z = check_array(X, dtype=[np.float64, np.float32])
-        _check_float32_range(Z)
-        if Z.shape[1] != self._n_features_out:
-            raise ValueError(
-                f"X has {Z.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self._n_features_out} latent components as input."
-            )
-        X_original = self._predict(lambda z: self.module_.decode(z).mean, Z)
+        Z = check_codes(self, X)
+        X_original = self._map_batches(lambda z: self.module_.decode(z).mean, Z)
         return self._with_feature_names(X_original.astype(Z.dtype, copy=False))
 
     def sample(self, n_samples=1, random_state=None):
@@ -613,11 +551,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         """
         check_is_fitted(self)
         check_scalar(n_samples, "n_samples", Integral, min_val=1)
-        device = self._device()
-        generator = _torch_generator(_check_random_state(random_state), device)
+        generator = torch_generator(random_state_or_entropy(random_state), self._device())
         with torch.inference_mode():
-            z = _distributions.sample(self.module_.prior(), (n_samples,), generator)
-            X = _distributions.sample(self.module_.decode(z), (), generator)
+            X = self.module_.sample(n_samples, generator)
         return self._with_feature_names(X.cpu().numpy().astype(np.float64))
 
     def _with_feature_names(self, X):
@@ -646,8 +582,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         elbo : ndarray of shape (n_samples,)
             ELBO of each row.
         """
-        X = self._validate_data(X)
-        return self._elbo(X, self._device()).astype(np.float64)
+        X = self._check_fitted_data(X)
+        return self._elbo(X).astype(np.float64)
 
     def score(self, X, y=None):
         """Mean ELBO of the rows of X, in nats (higher is better).
@@ -670,11 +606,15 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         # The torch state travels as torch.save bytes, so that unpickling can map it onto a
         # device that exists where it is loaded (a CUDA model on a CPU-only machine).
         state = dict(super().__getstate__())  # may be self.__dict__ itself: never mutate it
-        if "module_" in state:
+        torch_state = {
+            f.name: state.pop(f.name)
+            for f in FITTED_STATE
+            if f.store == "torch" and f.name in state
+        }
+        if torch_state:
             buffer = io.BytesIO()
-            state["_torch_device"] = str(self._device())
-            torch_state = {"module": state.pop("module_"), "optimizer": state.pop("_optimizer")}
             torch.save(torch_state, buffer)
+            state["_torch_device"] = str(self._device())
             state["_torch_state"] = buffer.getvalue()
         return state
 
@@ -682,9 +622,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         torch_state, device = state.pop("_torch_state", None), state.pop("_torch_device", None)
         super().__setstate__(state)
         if torch_state is not None:
-            location = _available_device(device)
+            location = available_device(device)
             loaded = torch.load(io.BytesIO(torch_state), map_location=location, weights_only=False)
-            self.module_, self._optimizer = loaded["module"], loaded["optimizer"]
+            self.__dict__.update(loaded)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -738,9 +678,12 @@ learning_rate : float, default=1e-3
 max_iter : int, default=200
     Maximum number of epochs (passes over the training data).
 
-tol : float, default=1e-4
+tol : float or None, default=1e-4
     Improvement, in nats per row, that resets the ``n_iter_no_change`` count: of the
-    training loss, or of the validation ELBO under ``early_stopping``.
+    training loss, or of the validation ELBO under ``early_stopping``. None turns the
+    stopping rule off, as in :class:`~sklearn.linear_model.SGDClassifier`: :meth:`fit` runs
+    all ``max_iter`` epochs and warns of no convergence (``early_stopping`` still keeps the
+    weights of the epoch with the best validation ELBO).
 
 n_iter_no_change : int, default=10
     Training stops after more than this many consecutive epochs without an improvement of
@@ -771,35 +714,6 @@ device : str, default='auto'
 verbose : int, default=0
     Report the loss of every epoch when positive: a tqdm progress bar on a terminal when
     tqdm is installed, else one line per epoch.
-"""
-
-_ATTRIBUTES = """
-module_ : torch.nn.Module
-    The fitted torch module: ``encoder`` and ``decoder`` MLPs, ``likelihood`` head, and the
-    prior's parameters as buffers.
-
-n_features_in_ : int
-    Number of features seen during :term:`fit`.
-
-feature_names_in_ : ndarray of shape (`n_features_in_`,)
-    Names of features seen during :term:`fit`. Defined only when `X` has feature names
-    that are all strings.
-
-n_iter_ : int
-    Number of epochs run.
-
-loss_curve_ : list of float
-    Training loss (negative ELBO, with ``beta`` weighting the KL, in nats per row) of each
-    epoch; a warm-up epoch's weight is smaller (``kl_warmup_epochs``).
-
-best_loss_ : float or None
-    Lowest training loss; None under ``early_stopping``.
-
-validation_scores_ : list of float or None
-    Validation ELBO of each epoch under ``early_stopping``, else None.
-
-best_validation_score_ : float or None
-    Best validation ELBO under ``early_stopping``, else None.
 """
 
 
@@ -868,7 +782,7 @@ class SparseVAE(_BaseVAE):
 
     _parameter_constraints: dict = {
         **_BaseVAE._parameter_constraints,
-        "prior": [StrOptions({"cauchy", "laplace", "student-t"})],
+        "prior": [StrOptions({name for name, family in PRIORS.items() if family.sparse})],
         "df": [Interval(Real, 0, None, closed="neither")],
     }
 

@@ -13,7 +13,6 @@ from scipy.stats import spearmanr
 from sklearn.utils import check_scalar
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._distributions import uniform
 from ._training import inference_batch_size
 
 __all__ = [
@@ -116,11 +115,6 @@ def active_units(estimator, X, *, threshold=0.01):
     return int(np.sum(latent_activity(estimator, X) > threshold))
 
 
-def _noise(estimator, n_draws, seed, device):
-    generator = torch.Generator(device=device).manual_seed(seed)
-    return uniform((n_draws, 1, estimator._n_features_out), generator, device=device)
-
-
 def kl_per_dimension(estimator, X):
     """Mean KL(q(z_d|x) || p(z_d)) over the rows of X, for each latent dimension d, in nats.
 
@@ -139,17 +133,17 @@ def kl_per_dimension(estimator, X):
     kl : ndarray of shape (n_components,)
         Sums to the mean KL term of the ELBO.
     """
-    X = estimator._validate_data(X)
-    device, module = estimator._device(), estimator.module_
-    noise = _noise(estimator, estimator.n_mc_samples, 0, device)
+    X = estimator._check_fitted_data(X)
+    module = estimator.module_
+    noise = estimator._fixed_noise(estimator.n_mc_samples)
 
     def kl(x):
         posterior = module.posterior(x)
-        per_dimension = module.kl(posterior, posterior.icdf(noise))
+        per_dimension = module.kl(posterior, module.posterior_family.rsample(posterior, noise))
         # Closed forms have no sample axis; Monte Carlo terms are averaged over it.
         return per_dimension if module.analytic_kl else per_dimension.mean(0)
 
-    return estimator._predict(kl, X, estimator.n_mc_samples).astype(np.float64).mean(axis=0)
+    return estimator._map_batches(kl, X, estimator.n_mc_samples).astype(np.float64).mean(axis=0)
 
 
 def log_likelihood(estimator, X, *, n_samples=1000, random_state=0):
@@ -175,10 +169,10 @@ def log_likelihood(estimator, X, *, n_samples=1000, random_state=0):
     """
     check_is_fitted(estimator)
     check_scalar(n_samples, "n_samples", int, min_val=1)
-    X = estimator._validate_data(X)
-    device, module = estimator._device(), estimator.module_
-    noise = _noise(estimator, n_samples, int(random_state), device)
-    draws_per_pass = min(n_samples, inference_batch_size(device, X.shape[1]))
+    X = estimator._check_fitted_data(X)
+    module = estimator.module_
+    noise = estimator._fixed_noise(n_samples, seed=int(random_state))
+    draws_per_pass = min(n_samples, inference_batch_size(estimator._device(), X.shape[1]))
 
     def importance_weighted(x):
         total = torch.full((x.shape[0],), -math.inf, device=x.device)
@@ -187,7 +181,7 @@ def log_likelihood(estimator, X, *, n_samples=1000, random_state=0):
             total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))
         return total - math.log(n_samples)
 
-    return estimator._predict(importance_weighted, X, draws_per_pass).astype(np.float64)
+    return estimator._map_batches(importance_weighted, X, draws_per_pass).astype(np.float64)
 
 
 def mean_correlation_coefficient(sources, codes, *, method="pearson"):

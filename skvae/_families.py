@@ -1,0 +1,407 @@
+"""The families of the model, each registered once by name: priors p(z), posteriors q(z|x)
+and likelihoods p(x|z).
+
+Everything else reads what it needs from these registries: the estimators' parameter options
+and checks, the torch module's parts and buffers, persistence and sampling. Adding a family is
+one registration here (and its line in the docs); see the contributor's note in the user
+guide for a worked example.
+
+- A **prior** is a :class:`Prior`: a factory of the distribution of each latent coordinate
+  from its location, scale and the family's hyper-parameters (``params``, with the name of
+  the estimator parameter that sets each, e.g. Student-t's ``df``).
+- A **posterior** is a :class:`Posterior`: how the encoder's outputs become q(z|x), the
+  deterministic code that ``transform`` returns, and a reparameterized draw from uniform
+  noise.
+- A **likelihood** is an ``nn.Module`` head registered with :func:`register_likelihood`: it
+  turns the decoder's output into p(x|z), and says which data it models (``support``,
+  ``integer_valued``, ``check_data``), how to start from the data's mean and spread
+  (``reset_parameters``) and how to draw from p(x|z) with an explicit generator (``sample``).
+
+The KL term of the ELBO is found through ``torch.distributions.kl_divergence`` when a closed
+form is registered for the (posterior, prior) pair, and is a Monte Carlo estimate (log q - log
+p at the sampled z) otherwise. Pairs whose KL is infinite are registered here on skvae's own
+subclasses, so that torch's dispatch keeps them inside skvae: ``import skvae`` leaves
+``kl_divergence`` on torch's own classes as it was.
+
+Sampling draws uniform noise from an explicit ``torch.Generator`` and pushes it through the
+inverse CDF. ``Distribution.rsample`` would use torch's global generator, which an estimator
+must neither depend on nor advance.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy import special
+from torch import nn
+from torch.distributions import (
+    Bernoulli,
+    Chi2,
+    Distribution,
+    Laplace,
+    NegativeBinomial,
+    Normal,
+    Poisson,
+    kl_divergence,
+    register_kl,
+)
+from torch.distributions import Cauchy as _Cauchy
+from torch.distributions import StudentT as _StudentT
+from torch.distributions.utils import broadcast_all, lazy_property
+from torch.nn import functional as F
+
+
+def uniform(shape, generator, device=None, dtype=torch.float32):
+    """Uniform noise on the open interval (eps, 1 - eps), safe to push through an icdf."""
+    eps = torch.finfo(dtype).eps
+    noise = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+    return noise.clamp_(eps, 1 - eps)
+
+
+def _inverse_cdf_sample(distribution, sample_shape, generator):
+    """Draw by the inverse CDF: reparameterized in the location and scale."""
+    shape = torch.Size(sample_shape) + distribution.batch_shape + distribution.event_shape
+    loc = distribution.loc
+    return distribution.icdf(uniform(shape, generator, device=loc.device, dtype=loc.dtype))
+
+
+def _registered(kind, name):
+    return _REGISTRIES[kind][name]
+
+
+_REGISTRIES = {}
+
+
+class _Family:
+    """A registered family pickles as its name: a fitted module refers to it, and the
+    factories of some families are lambdas, which pickle cannot store."""
+
+    kind = None
+
+    def __reduce__(self):
+        return _registered, (self.kind, self.name)
+
+
+class _Registry(dict):
+    """Families of one kind, by name, in the order they were registered."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        _REGISTRIES[kind] = self
+
+    def register(self, family):
+        if family.name in self:
+            raise ValueError(f"A {self.kind} named {family.name!r} is registered already.")
+        self[family.name] = family
+        return family
+
+
+# -- distributions torch lacks, or lacks a part of ---------------------------------------------
+
+
+class Cauchy(_Cauchy):
+    """torch's Cauchy, as skvae's own class: the infinite KL pairs below are registered on it,
+    so that they do not change ``kl_divergence`` for torch's Cauchy outside skvae."""
+
+
+class StudentT(_StudentT):
+    """Student-t distribution with an inverse CDF, built without a host-to-device copy.
+
+    torch's ``StudentT`` has no ``icdf``; it is needed to draw prior samples with an explicit
+    generator. It goes through ``scipy.special.stdtrit`` and so carries no gradient, which the
+    prior does not need.
+
+    torch's constructor also builds the ``Chi2`` that only ``rsample`` uses, turning a Python
+    0.5 into a tensor on the distribution's device: on a GPU that is a host-to-device copy in
+    every training step, which a CUDA graph cannot capture. Here it is built on first use.
+    """
+
+    def __init__(self, df, loc=0.0, scale=1.0, validate_args=None):
+        self.df, self.loc, self.scale = broadcast_all(df, loc, scale)
+        Distribution.__init__(self, self.df.size(), validate_args=validate_args)
+
+    @lazy_property
+    def _chi2(self):
+        return Chi2(self.df)
+
+    def icdf(self, value):
+        quantile = special.stdtrit(self.df.detach().cpu().numpy(), value.detach().cpu().numpy())
+        quantile = torch.as_tensor(quantile, dtype=value.dtype, device=value.device)
+        return self.loc + self.scale * quantile
+
+
+@register_kl(Cauchy, Normal)
+@register_kl(Cauchy, Laplace)
+def _kl_cauchy_light_tailed(p, q):
+    # A Cauchy has no finite mean, so E_p[-log q(z)], quadratic (Normal) or linear (Laplace)
+    # in |z|, diverges. Registering the infinite value keeps a Monte Carlo fallback from
+    # silently reporting a finite number for a divergent KL.
+    shape = torch.broadcast_shapes(p.batch_shape, q.batch_shape)
+    return torch.full(shape, math.inf, dtype=p.loc.dtype, device=p.loc.device)
+
+
+def kl_is_closed_form(posterior, prior):
+    """Whether torch's KL registry has a closed form for ``KL(posterior || prior)``."""
+    try:
+        kl_divergence(posterior, prior)
+    except NotImplementedError:
+        return False
+    return True
+
+
+# -- priors -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prior(_Family):
+    """A prior family: ``make(loc, scale, **params)`` is the law of each latent coordinate.
+
+    ``params`` maps each hyper-parameter of the family to the estimator parameter that sets
+    it (Student-t: ``{"df": "df"}``); the fitted module keeps their values as buffers named
+    ``prior_<param>``. ``sparse`` says whether :class:`~skvae.SparseVAE` offers the family.
+    """
+
+    kind = "prior"
+    name: str
+    make: Callable[..., Distribution]
+    sparse: bool = True
+    params: dict = field(default_factory=dict)
+
+    def __call__(self, loc, scale, **params):
+        return self.make(loc, scale, **params)
+
+    def sample(self, distribution, sample_shape, generator):
+        return _inverse_cdf_sample(distribution, sample_shape, generator)
+
+
+PRIORS = _Registry("prior")
+PRIORS.register(
+    Prior("normal", lambda loc, scale: Normal(loc, scale, validate_args=False), sparse=False)
+)
+PRIORS.register(Prior("cauchy", lambda loc, scale: Cauchy(loc, scale, validate_args=False)))
+PRIORS.register(Prior("laplace", lambda loc, scale: Laplace(loc, scale, validate_args=False)))
+PRIORS.register(
+    Prior(
+        "student-t",
+        lambda loc, scale, df: StudentT(df, loc, scale, validate_args=False),
+        params={"df": "df"},
+    )
+)
+
+
+# -- posteriors ---------------------------------------------------------------------------------
+
+# Smallest posterior scale: keeps log q(z|x) finite when the encoder saturates.
+MIN_POSTERIOR_SCALE = 1e-6
+
+
+@dataclass(frozen=True)
+class Posterior(_Family):
+    """A location-scale posterior family: the encoder gives a location and a raw scale per
+    latent dimension (``n_outputs`` values per dimension, in blocks).
+
+    ``has_mean`` is False for a family without a mean (Cauchy): its codes, pushed through a
+    decoder that grows without bound, have an expected log-likelihood of -inf, so the
+    estimators ask for a bounded decoder.
+    """
+
+    kind = "posterior"
+    name: str
+    distribution: type
+    has_mean: bool = True
+    n_outputs: int = 2
+
+    def __call__(self, output):
+        """q(z|x) from the encoder's output for x."""
+        loc, raw_scale = output.chunk(self.n_outputs, dim=-1)
+        scale = F.softplus(raw_scale) + MIN_POSTERIOR_SCALE
+        return self.distribution(loc, scale, validate_args=False)
+
+    def code(self, output):
+        """The code ``transform`` returns, from the encoder's output: the posterior's location
+        (its mode), without computing the scale that the mode does not need."""
+        return output.chunk(self.n_outputs, dim=-1)[0]
+
+    def rsample(self, distribution, noise):
+        """The z that uniform ``noise`` gives, differentiable in the posterior's parameters."""
+        return distribution.icdf(noise)
+
+
+POSTERIORS = _Registry("posterior")
+POSTERIORS.register(Posterior("normal", Normal))
+POSTERIORS.register(Posterior("cauchy", Cauchy, has_mean=False))
+
+
+def check_kl_finite(posterior, prior, prior_params):
+    """Raise ValueError if ``KL(posterior || prior)`` is known to be infinite."""
+    one = torch.ones(1)
+    q = POSTERIORS[posterior](torch.zeros(1, POSTERIORS[posterior].n_outputs))
+    params = {name: float(value) * one for name, value in prior_params.items()}
+    p = PRIORS[prior](torch.zeros(1), one, **params)
+    if kl_is_closed_form(q, p) and not torch.isfinite(kl_divergence(q, p)).all():
+        raise ValueError(
+            f"posterior={posterior!r} with prior={prior!r} has an infinite KL divergence "
+            f"(a {posterior} posterior has heavier tails than the {prior} prior), so the ELBO "
+            "is -inf; use posterior='normal', or a heavy-tailed prior such as 'cauchy'."
+        )
+
+
+# -- likelihoods --------------------------------------------------------------------------------
+
+LIKELIHOODS = _Registry("likelihood")
+
+
+def register_likelihood(name):
+    """Class decorator: register an ``nn.Module`` likelihood head under ``name``."""
+
+    def register(head):
+        head.name = name
+        return LIKELIHOODS.register(head)
+
+    return register
+
+
+def _inverse_softplus(x):
+    return x + torch.log(-torch.expm1(-x))
+
+
+@register_likelihood("gaussian")
+class GaussianLikelihood(nn.Module):
+    """p(x|z) = N(decoder(z), diag(scale^2)) with a learned per-feature scale.
+
+    The scale is floored at ``1e-3`` times the data's mean feature standard deviation: a
+    feature that the decoder reproduces exactly (a constant pixel, say) would otherwise drive
+    its scale, and the ELBO, to infinity. It starts at each feature's standard deviation, or
+    at the mean one for near-constant features, which the untrained decoder does not fit.
+    """
+
+    #: Interval the data must lie in, and whether it must hold integers (see ``check_data``).
+    support = (-math.inf, math.inf)
+    integer_valued = False
+
+    def __init__(self, n_features):
+        super().__init__()
+        self.raw_scale = nn.Parameter(torch.zeros(n_features))
+        self.register_buffer("min_scale", torch.ones(()))
+
+    @staticmethod
+    def check_data(values):
+        pass
+
+    @torch.no_grad()
+    def reset_parameters(self, mean, std, output_bias):
+        typical = std.mean().item() or 1.0
+        self.min_scale.fill_(1e-3 * typical)
+        self.raw_scale.copy_(_inverse_softplus(std.clamp_min(typical) - self.min_scale))
+        output_bias.copy_(mean)
+
+    def forward(self, output):
+        scale = self.min_scale + F.softplus(self.raw_scale)
+        return Normal(output, scale, validate_args=False)
+
+    @staticmethod
+    def sample(distribution, generator):
+        return _inverse_cdf_sample(distribution, (), generator)
+
+
+@register_likelihood("bernoulli")
+class BernoulliLikelihood(nn.Module):
+    """p(x|z) = Bernoulli(sigmoid(decoder(z))), for data in [0, 1] (binary or intensities)."""
+
+    support = (0.0, 1.0)
+    integer_valued = False
+
+    def __init__(self, n_features):
+        super().__init__()
+
+    @staticmethod
+    def check_data(values):
+        low, high = values.min(initial=0), values.max(initial=0)
+        if low < 0 or high > 1:
+            raise ValueError(
+                "likelihood='bernoulli' needs data in [0, 1], got values in "
+                f"[{low:.4g}, {high:.4g}]; rescale it first, e.g. with MinMaxScaler."
+            )
+
+    @torch.no_grad()
+    def reset_parameters(self, mean, std, output_bias):
+        output_bias.copy_(torch.logit(mean.clamp(1e-3, 1 - 1e-3)))
+
+    def forward(self, output):
+        return Bernoulli(logits=output, validate_args=False)
+
+    @staticmethod
+    def sample(distribution, generator):
+        probs = distribution.probs
+        noise = uniform(probs.shape, generator, device=probs.device, dtype=probs.dtype)
+        return (noise < probs).to(probs.dtype)
+
+
+# Largest log-rate the count likelihoods accept: exp(30) ~ 1e13 counts.
+_MAX_LOG_RATE = 30.0
+
+
+class _CountLikelihood(nn.Module):
+    """A likelihood of counts (non-negative integers), its log-mean the decoder's output."""
+
+    support = (0.0, math.inf)
+    integer_valued = True
+
+    @classmethod
+    def check_data(cls, values):
+        if (values < 0).any() or (values != np.round(values)).any():
+            raise ValueError(
+                f"likelihood={cls.name!r} needs counts (non-negative integers), got values "
+                f"such as {values[(values < 0) | (values != np.round(values))][0]:.4g}."
+            )
+
+    @torch.no_grad()
+    def reset_parameters(self, mean, std, output_bias):
+        output_bias.copy_(torch.log(mean.clamp_min(1e-3)))
+
+
+@register_likelihood("poisson")
+class PoissonLikelihood(_CountLikelihood):
+    """p(x|z) = Poisson(exp(decoder(z))), for counts such as bag-of-words."""
+
+    def __init__(self, n_features):
+        super().__init__()
+
+    def forward(self, output):
+        rate = output.clamp(max=_MAX_LOG_RATE).exp()
+        return Poisson(rate, validate_args=False)
+
+    @staticmethod
+    def sample(distribution, generator):
+        return torch.poisson(distribution.rate, generator=generator)
+
+
+@register_likelihood("negative-binomial")
+class NegativeBinomialLikelihood(_CountLikelihood):
+    """p(x|z) = NB(mean=exp(decoder(z)), inverse dispersion theta) with a learned theta.
+
+    scvi-tools' parametrisation: variance ``mean + mean^2 / theta``, so overdispersed counts
+    are fitted without inflating the mean; theta is learned per feature, starting at 1.
+    """
+
+    def __init__(self, n_features):
+        super().__init__()
+        self.raw_theta = nn.Parameter(torch.full((n_features,), _inverse_softplus(torch.ones(()))))
+
+    def forward(self, output):
+        theta = F.softplus(self.raw_theta) + 1e-4
+        log_mean = output.clamp(max=_MAX_LOG_RATE)
+        return NegativeBinomial(theta, logits=log_mean - theta.log(), validate_args=False)
+
+    @staticmethod
+    def sample(distribution, generator):
+        # A Gamma-Poisson mixture. torch's gamma sampler takes no generator, so the gamma
+        # draw is NumPy's, seeded from ``generator``.
+        mean, theta = distribution.mean, distribution.total_count.expand(distribution.batch_shape)
+        seed = int(torch.randint(2**31 - 1, (), generator=generator, device=mean.device))
+        rate = np.random.default_rng(seed).gamma(theta.cpu().numpy(), (mean / theta).cpu().numpy())
+        rate = torch.as_tensor(rate, dtype=mean.dtype, device=mean.device)
+        return torch.poisson(rate, generator=generator)

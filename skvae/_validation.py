@@ -1,0 +1,181 @@
+"""Checks of what users pass in: data, codes, devices, random states and architectures.
+
+Each check raises an error that names the problem and the fix. The estimators call them at
+their boundary, once per call; nothing past it validates again (distributions are built with
+``validate_args=False`` in the hot loop).
+"""
+
+import warnings
+from contextlib import contextmanager
+from numbers import Integral
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn import get_config
+from sklearn.utils import assert_all_finite, check_random_state
+from sklearn.utils.validation import check_array, validate_data
+
+from ._families import LIKELIHOODS, POSTERIORS, check_kl_finite
+from ._module import UNBOUNDED_ACTIVATIONS
+
+
+def random_state_or_entropy(random_state):
+    """``check_random_state``, except that None draws fresh OS entropy.
+
+    scikit-learn maps None to NumPy's global RandomState; drawing from it would advance the
+    caller's global random state, which skvae never touches.
+    """
+    if random_state is None:
+        return np.random.RandomState(np.random.SeedSequence().generate_state(4))
+    return check_random_state(random_state)
+
+
+def torch_generator(random_state, device):
+    """A torch.Generator on ``device`` seeded from a NumPy RandomState."""
+    seed = int(random_state.randint(np.iinfo(np.int32).max))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def resolve_device(device):
+    """The torch device that the ``device`` parameter names; a ValueError if unavailable."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"device={device!r} is not a torch device: {exc}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available; "
+            "use device='cpu' or device='auto'."
+        )
+    return resolved
+
+
+def available_device(device):
+    """The device a model fitted on ``device`` should use here: it, or the CPU with a warning."""
+    try:
+        return resolve_device(device)
+    except ValueError:
+        warnings.warn(
+            f"The model was fitted on {device}, which is not available here; "
+            "its weights are loaded on the CPU.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return torch.device("cpu")
+
+
+def check_architecture(architecture, fitted=None):
+    """Refuse an architecture that cannot be trained: hidden layers that are not positive
+    integers, a (posterior, prior) pair with an infinite KL, a posterior without a mean behind
+    an unbounded decoder, or (``fitted``: a fitted module's architecture) a change of it."""
+    hidden = architecture["hidden_layer_sizes"]
+    if not all(isinstance(h, Integral) and h > 0 for h in hidden):
+        raise ValueError(f"hidden_layer_sizes must be positive integers, got {hidden}.")
+    posterior, activation = architecture["posterior"], architecture["activation"]
+    check_kl_finite(posterior, architecture["prior"], architecture["prior_params"])
+    if not POSTERIORS[posterior].has_mean and (not hidden or activation in UNBOUNDED_ACTIVATIONS):
+        raise ValueError(
+            f"posterior={posterior!r} needs a bounded decoder: activation='tanh' or "
+            f"'logistic' and at least one hidden layer (got activation="
+            f"{activation!r}, hidden_layer_sizes={hidden}). A {posterior} code has no "
+            "mean, so through a decoder that grows linearly in z the expected "
+            "log-likelihood E_q[log p(x|z)] is -inf, and training diverges."
+        )
+    for name, value in (fitted or {}).items():
+        if architecture[name] != value:
+            shown = {"prior_params": "the prior's parameters"}.get(name, name)
+            raise ValueError(
+                f"Cannot continue training a model fitted with {shown}={value!r} "
+                f"using {shown}={architecture[name]!r}; set warm_start=False, or "
+                "fit again, to train a new model."
+            )
+
+
+def check_float32_range(X, name="X"):
+    """skvae computes in float32: refuse values that would overflow to infinity there."""
+    largest = np.finfo(np.float32).max
+    if X.dtype == np.float64 and X.size and np.abs(X).max() > largest:
+        raise ValueError(
+            f"{name} has values beyond float32's range (|x| > {largest:.3g}), in which skvae "
+            "computes; rescale it, e.g. with StandardScaler."
+        )
+
+
+def _value_range(values):
+    """(min, max) of a float array in one pass; NaN if it holds a NaN."""
+    if values.size == 0:
+        return 0.0, 0.0
+    if values.flags.writeable and values.dtype.isnative:
+        low, high = torch.aminmax(torch.from_numpy(values))  # one multithreaded pass
+        return low.item(), high.item()
+    return values.min(), values.max()  # torch cannot wrap read-only memory
+
+
+def check_values(values, likelihood, estimator_name):
+    """Refuse non-finite values, values beyond float32's range, and data the likelihood cannot
+    model (outside ``likelihood.support``, or not integers where it needs counts).
+
+    Valid data costs one min/max pass, a third of the passes the separate checks make; they
+    run, to name the problem, only when that pass finds one (or when counts must be checked).
+    As in scikit-learn, ``sklearn.set_config(assume_finite=True)`` skips the finiteness check.
+    """
+    largest = float(np.finfo(np.float32).max)
+    low, high = likelihood.support
+    found_low, found_high = _value_range(values)
+    in_range = max(low, -largest) <= found_low and found_high <= min(high, largest)  # NaN: False
+    if in_range and not likelihood.integer_valued:
+        return
+    if not get_config()["assume_finite"]:
+        assert_all_finite(values, input_name="X", estimator_name=estimator_name)
+    check_float32_range(values)
+    likelihood.check_data(values)
+
+
+def check_data(estimator, X, *, reset):
+    """Validated float data for ``estimator``: a dense array, or a CSR matrix (batches are
+    densified as they are drawn). Sets ``n_features_in_`` and ``feature_names_in_`` when
+    ``reset``, and checks them otherwise."""
+    X = validate_data(
+        estimator,
+        X,
+        dtype=[np.float64, np.float32],
+        accept_sparse=("csr", "csc"),
+        reset=reset,
+        ensure_all_finite=False,  # check_values does it, in its single pass
+    )
+    if sp.issparse(X):
+        X = X.tocsr()
+    values = X.data if sp.issparse(X) else X  # implicit zeros suit every likelihood
+    check_values(values, LIKELIHOODS[estimator.likelihood], type(estimator).__name__)
+    return X
+
+
+def check_codes(estimator, Z):
+    """Validated latent codes for ``estimator.inverse_transform``."""
+    Z = check_array(Z, dtype=[np.float64, np.float32])
+    check_float32_range(Z)
+    if Z.shape[1] != estimator._n_features_out:
+        raise ValueError(
+            f"X has {Z.shape[1]} features, but {type(estimator).__name__} is expecting "
+            f"{estimator._n_features_out} latent components as input."
+        )
+    return Z
+
+
+@contextmanager
+def unchanged_on_error(estimator):
+    """Restore the estimator's attributes if the block raises.
+
+    ``validate_data`` sets ``n_features_in_`` and ``feature_names_in_`` before all checks have
+    passed; bad input must leave a fitted model as it was.
+    """
+    state = estimator.__dict__.copy()
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(state)
+        raise
