@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from scipy import special
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import _Constraint as Constraint
 from torch import nn
 from torch.distributions import (
     Bernoulli,
@@ -97,6 +99,26 @@ class _Registry(dict):
             raise ValueError(f"A {self.kind} named {family.name!r} is registered already.")
         self[family.name] = family
         return family
+
+    def constraint(self, where=None):
+        """The estimator parameter constraint that accepts the registered names (those of the
+        families ``where`` accepts); see :class:`_RegisteredNames`."""
+        return _RegisteredNames(self, where)
+
+
+class _RegisteredNames(StrOptions):
+    """scikit-learn's ``StrOptions`` over the names in a registry, read when a parameter is
+    validated: a family registered after ``import skvae`` is accepted like the others."""
+
+    def __init__(self, registry, where=None):
+        Constraint.__init__(self)
+        self.type, self.deprecated = str, set()
+        self._registry, self._where = registry, where
+
+    @property
+    def options(self):
+        where = self._where  # a list, in the order of registration, for the error messages
+        return [name for name, family in self._registry.items() if where is None or where(family)]
 
 
 # -- distributions torch lacks, or lacks a part of ---------------------------------------------
@@ -175,6 +197,11 @@ class Prior(_Family):
 
     def sample(self, distribution, sample_shape, generator):
         return _inverse_cdf_sample(distribution, sample_shape, generator)
+
+
+def is_sparse(prior):
+    """Whether :class:`~skvae.SparseVAE` offers the prior family."""
+    return prior.sparse
 
 
 PRIORS = _Registry("prior")

@@ -24,7 +24,7 @@ from sklearn.utils import check_scalar
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._families import LIKELIHOODS, POSTERIORS, PRIORS
+from ._families import LIKELIHOODS, POSTERIORS, PRIORS, is_sparse
 from ._module import ACTIVATIONS, VAEModule
 from ._training import (
     ProgressReporter,
@@ -144,8 +144,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "likelihood": [StrOptions(set(LIKELIHOODS))],
-        "posterior": [StrOptions(set(POSTERIORS))],
+        "likelihood": [LIKELIHOODS.constraint()],
+        "posterior": [POSTERIORS.constraint()],
         "beta": [Interval(Real, 0, None, closed="left")],
         "kl_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -782,7 +782,7 @@ class SparseVAE(_BaseVAE):
 
     _parameter_constraints: dict = {
         **_BaseVAE._parameter_constraints,
-        "prior": [StrOptions({name for name, family in PRIORS.items() if family.sparse})],
+        "prior": [PRIORS.constraint(where=is_sparse)],
         "df": [Interval(Real, 0, None, closed="neither")],
     }
 
