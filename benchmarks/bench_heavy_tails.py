@@ -12,15 +12,14 @@ Run ``python benchmarks/bench_heavy_tails.py`` (3 seeds, 40 epochs), or ``--quic
 """
 
 import argparse
-import time
-import warnings
 
 import numpy as np
 import torch
+from _common import add_kl_warmup_argument, make_vae, print_environment, print_table, timed
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from skvae import GaussianVAE, SparseVAE
+from skvae import GaussianVAE
 from skvae._training import as_tensor
 from skvae.diagnostics import active_units, hoyer_sparsity
 
@@ -32,6 +31,7 @@ PAIRS = [
     ("cauchy", "cauchy"),
     ("cauchy", "student-t"),
 ]
+COLUMNS = ["test ELBO", "Hoyer", "active", "loss ep1", "last-best", "time ratio", "subnormal"]
 
 
 def subnormal_share(vae, X):
@@ -62,30 +62,25 @@ def subnormal_share(vae, X):
 def measure(
     likelihood, activation, posterior, prior, seed, epochs, X_train, X_test, kl_warmup_epochs=0
 ):
-    estimator = GaussianVAE if prior == "normal" else SparseVAE
-    params = dict(
+    vae = make_vae(
+        prior,
         n_components=10,
         hidden_layer_sizes=(256, 128),
         activation=activation,
         likelihood=likelihood,
         posterior=posterior,
         max_iter=epochs,
-        n_iter_no_change=epochs,
+        tol=None,
         kl_warmup_epochs=kl_warmup_epochs,
         random_state=seed,
     )
-    if prior != "normal":
-        params["prior"] = prior
-    vae = estimator(**params)
-    start = time.perf_counter()
     try:
-        vae.fit(X_train)
+        seconds, _ = timed(vae.fit, X_train)
     except ValueError as error:
         return {"refused": str(error).split(":")[0]}
-    seconds = (time.perf_counter() - start) / vae.n_iter_
     codes = vae.transform(X_test)
     return {
-        "s/epoch": seconds,
+        "s/epoch": seconds / vae.n_iter_,
         "test ELBO": vae.score(X_test),
         "Hoyer": hoyer_sparsity(codes),
         "active": active_units(vae, X_test),
@@ -95,33 +90,10 @@ def measure(
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 seed, 10 epochs")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument(
-        "--kl-warmup-epochs",
-        type=int,
-        default=GaussianVAE().kl_warmup_epochs,
-        help="the VAEs' kl_warmup_epochs (default: the estimators' default)",
-    )
-    args = parser.parse_args()
-    seeds, epochs = (1, 10) if args.quick else (args.seeds, args.epochs)
-    warnings.simplefilter("ignore")  # fixed epoch budgets end in ConvergenceWarnings
-    X, _ = load_digits(return_X_y=True)
-    X_train, X_test = train_test_split((X / 16).astype(np.float32), random_state=0)
-    # Warm up torch's kernels so that the first timed fit is not charged for it.
-    GaussianVAE(max_iter=2, random_state=0).fit(X_train)
-    print(
-        f"digits ({len(X_train)} train / {len(X_test)} test rows), n_components=10, "
-        f"hidden (256, 128), {epochs} epochs, kl_warmup_epochs={args.kl_warmup_epochs}, "
-        f"seeds 0..{seeds - 1}, "
-        f"torch threads {torch.get_num_threads()}; medians over seeds\n"
-    )
-    columns = ["test ELBO", "Hoyer", "active", "loss ep1", "last-best", "time ratio", "subnormal"]
-    print("| likelihood | activation | posterior | prior | " + " | ".join(columns) + " |")
-    print("|---" * (4 + len(columns)) + "|")
+def table_rows(seeds, epochs, X_train, X_test, kl_warmup_epochs):
+    """The table's rows, as each pair's fits end: medians over the seeds, the time per
+    epoch as a ratio to the first pair's (the Gaussian VAE) of the same likelihood and
+    activation."""
     for likelihood in ["gaussian", "bernoulli"]:
         for activation in ["relu", "tanh"]:
             baseline = None
@@ -136,27 +108,49 @@ def main():
                         epochs,
                         X_train,
                         X_test,
-                        args.kl_warmup_epochs,
+                        kl_warmup_epochs,
                     )
                     for seed in range(seeds)
                 ]
-                head = f"| {likelihood} | {activation} | {posterior} | {prior} | "
+                head = [likelihood, activation, posterior, prior]
                 if "refused" in runs[0]:
-                    print(head + f"refused: {runs[0]['refused']} |" + " |" * (len(columns) - 1))
+                    yield head + [f"refused: {runs[0]['refused']}"] + [""] * (len(COLUMNS) - 1)
                     continue
                 row = {key: np.median([run[key] for run in runs]) for key in runs[0]}
                 baseline = baseline or row["s/epoch"]
-                row["time ratio"] = row["s/epoch"] / baseline
-                cells = [
+                yield head + [
                     f"{row['test ELBO']:.2f}",
                     f"{row['Hoyer']:.3f}",
                     f"{row['active']:.0f}",
                     f"{row['loss ep1']:.1f}",
                     f"{row['last-best']:.2f}",
-                    f"{row['time ratio']:.2f}",
+                    f"{row['s/epoch'] / baseline:.2f}",
                     f"{row['subnormal']:.1e}",
                 ]
-                print(head + " | ".join(cells) + " |", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 seed, 10 epochs")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=40)
+    add_kl_warmup_argument(parser)
+    args = parser.parse_args()
+    seeds, epochs = (1, 10) if args.quick else (args.seeds, args.epochs)
+    X, _ = load_digits(return_X_y=True)
+    X_train, X_test = train_test_split((X / 16).astype(np.float32), random_state=0)
+    # Warm up torch's kernels so that the first timed fit is not charged for it.
+    GaussianVAE(max_iter=2, tol=None, random_state=0).fit(X_train)
+    print(
+        f"digits ({len(X_train)} train / {len(X_test)} test rows), n_components=10, "
+        f"hidden (256, 128), {epochs} epochs, kl_warmup_epochs={args.kl_warmup_epochs}, "
+        f"seeds 0..{seeds - 1}; medians over seeds"
+    )
+    print_environment()
+    print()
+    headers = ["likelihood", "activation", "posterior", "prior", *COLUMNS]
+    rows = table_rows(seeds, epochs, X_train, X_test, args.kl_warmup_epochs)
+    print_table(headers, rows, align="l" * len(headers))
 
 
 if __name__ == "__main__":

@@ -22,18 +22,13 @@ share the cores: torch's threads slow down badly under contention.
 """
 
 import argparse
-import os
-import platform
 import time
-import warnings
 
 import numpy as np
-import torch
-from sklearn.exceptions import ConvergenceWarning
+from _common import add_kl_warmup_argument, make_vae, print_settings, print_table, timed
 
-from skvae import GaussianVAE, SparseVAE
 from skvae.datasets import load_image_patches
-from skvae.diagnostics import active_units, hoyer_sparsity
+from skvae.diagnostics import active_units, hoyer_sparsity, latent_activity
 
 PRIOR_NAMES = {"normal": "Gaussian", "cauchy": "Cauchy", "laplace": "Laplace"}
 
@@ -72,12 +67,7 @@ def parse_args():
         default=True,
         help="stop on the ELBO of a held-out tenth of the training patches (as the example)",
     )
-    parser.add_argument(
-        "--kl-warmup-epochs",
-        type=int,
-        default=GaussianVAE().kl_warmup_epochs,
-        help="the VAEs' kl_warmup_epochs (default: the estimators' default)",
-    )
+    add_kl_warmup_argument(parser)
     parser.add_argument("--images", default=None, help=".npy file of images; default: sklearn's")
     parser.add_argument("--seed", type=int, default=0, help="seed of the patches and the VAEs")
     parser.add_argument(
@@ -95,17 +85,17 @@ def parse_args():
     return args
 
 
-def make_vae(
+def patch_vae(
     prior, hidden_layer_sizes, n_components, n_epochs, early_stopping, seed, kl_warmup_epochs
 ):
     """A VAE with the settings shared by all models, and ``prior`` and ``hidden_layer_sizes``.
 
     With ``early_stopping``, training stops once the ELBO of a held-out tenth of the data has
-    not improved for 10 epochs, and keeps the best weights. Without it,
-    ``n_iter_no_change=n_epochs`` gives every model exactly ``n_epochs`` epochs: the
-    loss-plateau rule cannot end one fit earlier than another.
+    not improved for 10 epochs, and keeps the best weights; ``n_epochs`` caps it. Without
+    it, ``tol=None`` gives every model exactly ``n_epochs`` epochs.
     """
-    settings = dict(
+    return make_vae(
+        prior,
         n_components=n_components,
         hidden_layer_sizes=hidden_layer_sizes,
         activation="tanh",
@@ -115,16 +105,14 @@ def make_vae(
         batch_size=128,
         learning_rate=1e-3,
         max_iter=n_epochs,
-        n_iter_no_change=10 if early_stopping else n_epochs,
+        tol=1e-4 if early_stopping else None,
+        n_iter_no_change=10,
         early_stopping=early_stopping,
         validation_fraction=0.1,
         n_mc_samples=10,
         kl_warmup_epochs=kl_warmup_epochs,
         random_state=seed,
     )
-    if prior == "normal":
-        return GaussianVAE(**settings)
-    return SparseVAE(prior=prior, **settings)
 
 
 def filter_spread(vae, X, patch_size):
@@ -137,7 +125,7 @@ def filter_spread(vae, X, patch_size):
     less than the threshold of ``active_units`` are left out; NaN if none is left.
     """
     codes = vae.transform(X)
-    active = codes.var(axis=0) > 0.01
+    active = latent_activity(vae, X) > 0.01
     if not active.any():
         return np.nan
     strength = np.quantile(np.abs(codes), 0.9, axis=0)
@@ -153,30 +141,38 @@ def filter_spread(vae, X, patch_size):
     return float(np.median(np.sqrt((energy * squared_distance).sum(axis=(1, 2)))))
 
 
-def timed_fit(vae, X):
-    """Fit ``vae`` on X; return the fit time in seconds.
-
-    A fit that reaches its epoch budget is expected, so its ``ConvergenceWarning`` is
-    silenced.
-    """
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        vae.fit(X)
-    return time.perf_counter() - start
+def table_rows(args, X_train, X_test):
+    """A row for each decoder and prior, as its fit ends."""
+    for decoder in args.decoders:
+        hidden_layer_sizes = args.hidden if decoder == "mlp" else ()
+        for prior in args.priors:
+            vae = patch_vae(
+                prior,
+                hidden_layer_sizes,
+                args.n_components,
+                args.epochs,
+                args.early_stopping,
+                args.seed,
+                args.kl_warmup_epochs,
+            )
+            fit_time, _ = timed(vae.fit, X_train)
+            yield [
+                PRIOR_NAMES[prior],
+                decoder,
+                f"{vae.score(X_train[: args.n_test]):.2f}",
+                f"{vae.score(X_test):.2f}",
+                f"{hoyer_sparsity(vae.transform(X_test)):.3f}",
+                active_units(vae, X_test),
+                f"{filter_spread(vae, X_train, args.patch_size):.2f}",
+                vae.n_iter_,
+                f"{fit_time:.1f}",
+            ]
 
 
 def main():
     args = parse_args()
     start = time.perf_counter()
-    print("Settings:")
-    for name, value in vars(args).items():
-        print(f"  {name} = {value}")
-    print(
-        f"  torch {torch.__version__}, {torch.get_num_threads()} torch threads "
-        f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), "
-        f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
-    )
+    print_settings(args)
     print(
         "  VAEs: tanh MLPs or linear maps, Gaussian likelihood with a learned scale per pixel, "
         f"normal posterior, Adam lr=1e-3, batch 128, at most {args.epochs} epochs"
@@ -191,38 +187,21 @@ def main():
     )
     X_train, X_test = X[: args.n_train], X[args.n_train :]
     # An untimed fit, so that torch's one-time start-up cost is not charged to the first model.
-    timed_fit(
-        make_vae("normal", args.hidden, args.n_components, 1, False, args.seed, 0), X_train[:256]
-    )
+    patch_vae("normal", args.hidden, args.n_components, 1, False, args.seed, 0).fit(X_train[:256])
 
     print()
-    print(
-        f"| prior | decoder | train ELBO (nats) | test ELBO (nats) | Hoyer sparsity "
-        f"| active units (of {args.n_components}) | filter spread (px) | epochs | fit time (s) |"
-    )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for decoder in args.decoders:
-        hidden_layer_sizes = args.hidden if decoder == "mlp" else ()
-        for prior in args.priors:
-            vae = make_vae(
-                prior,
-                hidden_layer_sizes,
-                args.n_components,
-                args.epochs,
-                args.early_stopping,
-                args.seed,
-                args.kl_warmup_epochs,
-            )
-            fit_time = timed_fit(vae, X_train)
-            print(
-                f"| {PRIOR_NAMES[prior]} | {decoder} | {vae.score(X_train[: args.n_test]):.2f} "
-                f"| {vae.score(X_test):.2f} "
-                f"| {hoyer_sparsity(vae.transform(X_test)):.3f} "
-                f"| {active_units(vae, X_test)} "
-                f"| {filter_spread(vae, X_train, args.patch_size):.2f} | {vae.n_iter_} "
-                f"| {fit_time:.1f} |",
-                flush=True,
-            )
+    headers = [
+        "prior",
+        "decoder",
+        "train ELBO (nats)",
+        "test ELBO (nats)",
+        "Hoyer sparsity",
+        f"active units (of {args.n_components})",
+        "filter spread (px)",
+        "epochs",
+        "fit time (s)",
+    ]
+    print_table(headers, table_rows(args, X_train, X_test), align="ll" + "r" * 7)
     print(f"\nWall time: {time.perf_counter() - start:.0f} s")
 
 

@@ -17,21 +17,16 @@ other processes share the cores: torch's threads slow down badly under contentio
 """
 
 import argparse
-import os
-import platform
 import time
-import warnings
 
 import numpy as np
-import torch
+from _common import add_kl_warmup_argument, make_vae, print_settings, print_table, timed
 from sklearn.decomposition import PCA, FactorAnalysis
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import BernoulliRBM
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skvae import GaussianVAE, SparseVAE
 from skvae.datasets import load_mnist
 from skvae.diagnostics import active_units, hoyer_sparsity, log_likelihood
 
@@ -68,12 +63,7 @@ def parse_args():
         help="size of the codes of every method in the second experiment",
     )
     parser.add_argument("--seeds", type=int, default=1, help="repetitions with seeds 0, 1, ...")
-    parser.add_argument(
-        "--kl-warmup-epochs",
-        type=int,
-        default=GaussianVAE().kl_warmup_epochs,
-        help="the VAEs' kl_warmup_epochs (default: the estimators' default)",
-    )
+    add_kl_warmup_argument(parser)
     parser.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files")
     parser.add_argument(
         "--quick",
@@ -86,13 +76,13 @@ def parse_args():
     return args
 
 
-def make_vae(prior, n_components, n_epochs, seed, kl_warmup_epochs=0):
+def mnist_vae(prior, n_components, n_epochs, seed, kl_warmup_epochs=0):
     """A VAE with the settings shared by all models of both experiments, and ``prior``.
 
-    ``n_iter_no_change=n_epochs`` gives every model exactly ``n_epochs`` epochs: the
-    loss-plateau rule cannot end one fit earlier than another.
+    ``tol=None`` gives every model exactly ``n_epochs`` epochs.
     """
-    settings = dict(
+    return make_vae(
+        prior,
         n_components=n_components,
         hidden_layer_sizes=(200, 200),
         activation="tanh",
@@ -103,34 +93,19 @@ def make_vae(prior, n_components, n_epochs, seed, kl_warmup_epochs=0):
         batch_size=128,
         learning_rate=1e-3,
         max_iter=n_epochs,
-        n_iter_no_change=n_epochs,
+        tol=None,
         early_stopping=False,
         n_mc_samples=10,
         random_state=seed,
     )
-    if prior == "normal":
-        return GaussianVAE(**settings)
-    return SparseVAE(prior=prior, **settings)
-
-
-def timed_fit(estimator, X):
-    """Fit ``estimator`` on X; return the fit time in seconds.
-
-    Every fit runs to its fixed budget, so the ``ConvergenceWarning`` is expected.
-    """
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        estimator.fit(X)
-    return time.perf_counter() - start
 
 
 def prior_comparison(X_train, X_test, args, seed):
     """Test ELBO, log-likelihood, sparsity, active units and fit time of each prior."""
     results = {}
     for prior in PRIORS:
-        vae = make_vae(prior, args.n_components, args.epochs, seed, args.kl_warmup_epochs)
-        fit_time = timed_fit(vae, X_train)
+        vae = mnist_vae(prior, args.n_components, args.epochs, seed, args.kl_warmup_epochs)
+        fit_time, _ = timed(vae.fit, X_train)
         iw_estimate = log_likelihood(vae, X_test, n_samples=args.importance_samples)
         results[PRIOR_NAMES[prior]] = {
             "test ELBO (nats)": vae.score(X_test),
@@ -156,10 +131,10 @@ def feature_comparison(X_train, y_train, X_test, y_test, args, seed):
     }
     for prior in PRIORS:
         name = "GaussianVAE" if prior == "normal" else f"SparseVAE, {prior.capitalize()}"
-        extractors[name] = make_vae(prior, n, args.epochs, seed, args.kl_warmup_epochs)
+        extractors[name] = mnist_vae(prior, n, args.epochs, seed, args.kl_warmup_epochs)
     results = {}
     for name, extractor in extractors.items():
-        fit_time = timed_fit(extractor, X_train)
+        fit_time, _ = timed(extractor.fit, X_train)
         classifier = make_classifier().fit(extractor.transform(X_train), y_train)
         accuracy = classifier.score(extractor.transform(X_test), y_test)
         results[name] = {"test accuracy": accuracy, "fit time (s)": fit_time}
@@ -170,13 +145,12 @@ def feature_comparison(X_train, y_train, X_test, y_test, args, seed):
     return results
 
 
-def print_table(runs, first_column):
+def print_summary(runs, first_column):
     """A Markdown table of the mean (and, over several runs, the std) of each value."""
     columns = list(next(iter(runs[0].values())))
-    print(f"| {first_column} | " + " | ".join(columns) + " |")
-    print("|---|" + "---:|" * len(columns))
+    rows = []
     for row in runs[0]:
-        cells = []
+        cells = [row]
         for column in columns:
             values = [run[row][column] for run in runs if column in run[row]]
             digits = 3 if column in ("Hoyer sparsity", "test accuracy") else 1
@@ -188,21 +162,14 @@ def print_table(runs, first_column):
                 cells.append(f"{values[0]:.{digits}f}")
             else:
                 cells.append(f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}")
-        print(f"| {row} | " + " | ".join(cells) + " |")
+        rows.append(cells)
+    print_table([first_column, *columns], rows)
 
 
 def main():
     args = parse_args()
     start = time.perf_counter()
-    print("Settings:")
-    for name, value in vars(args).items():
-        print(f"  {name} = {value}")
-    print(
-        f"  torch {torch.__version__}, {torch.get_num_threads()} torch threads "
-        f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), "
-        f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
-        f"CUDA {'available' if torch.cuda.is_available() else 'not available'}"
-    )
+    print_settings(args)
     print(
         "  VAEs: 784-200-200-latent tanh MLPs, Bernoulli likelihood on intensities, normal "
         f"posterior, Adam lr=1e-3, batch 128, exactly {args.epochs} epochs"
@@ -219,9 +186,9 @@ def main():
         )
 
     print(f"\nPriors ({args.n_components} latent dimensions), on {args.n_test} test digits:")
-    print_table(prior_runs, "model")
+    print_summary(prior_runs, "model")
     print(f"\nCodes of {args.n_features} dimensions as features, on {len(X_test)} test digits:")
-    print_table(feature_runs, "features")
+    print_summary(feature_runs, "features")
     print(f"\nTotal wall time: {time.perf_counter() - start:.0f} s")
 
 

@@ -19,16 +19,19 @@ digits after every epoch.
 
 import argparse
 import itertools
-import os
-import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
+from _common import (
+    ScoredEachEpoch,
+    add_kl_warmup_argument,
+    make_vae,
+    print_environment,
+    print_table,
+    set_default_mnist_dir,
+)
 
-import skvae._vae as skvae_vae
-from skvae import GaussianVAE, SparseVAE
-from skvae._module import BernoulliLikelihood
+from skvae._training import column_mean_std
 from skvae.datasets import load_mnist
 from skvae.diagnostics import active_units
 
@@ -40,41 +43,41 @@ STARTS = {
 }
 
 
+class OutputBiasStart:
+    """A seam for ``make_vae``: start the decoder's output bias at the logit of the training
+    data's mean clamped to [clamp, 1 - clamp], or leave torch's initial bias where ``clamp``
+    is None. Set ``clamp`` before ``fit``."""
+
+    clamp = None
+
+    @torch.no_grad()
+    def _start_output(self, X):
+        if self.clamp is not None:
+            mean, _ = column_mean_std(X, self._device())
+            self.module_.decoder[-1].bias.copy_(
+                torch.logit(mean.clamp(self.clamp, 1 - self.clamp))
+            )
+
+
 def test_elbo_per_epoch(X, X_test, prior, activation, clamp, epochs, seed, **training):
     """The test ELBO after each epoch of one fit, with the output bias started as asked, and
     the number of active latent dimensions on the test digits at the end."""
-    reset = BernoulliLikelihood.reset_parameters
-
-    @torch.no_grad()
-    def start(self, mean, std, output_bias):
-        if clamp is not None:
-            output_bias.copy_(torch.logit(mean.clamp(clamp, 1 - clamp)))
-
-    params = dict(
+    vae = make_vae(
+        prior,
+        seams=(OutputBiasStart, ScoredEachEpoch),
         n_components=32,
         hidden_layer_sizes=(512, 256),
         activation=activation,
         likelihood="bernoulli",
         max_iter=epochs,
-        n_iter_no_change=epochs,
+        tol=None,
         random_state=seed,
         device="cpu",
         **training,
     )
-    vae = GaussianVAE(**params) if prior == "normal" else SparseVAE(prior=prior, **params)
-    train_epoch, scores = skvae_vae.train_epoch, []
-
-    def epoch_then_score(*args, **kwargs):
-        loss = train_epoch(*args, **kwargs)
-        scores.append(vae.score(X_test))
-        return loss
-
-    BernoulliLikelihood.reset_parameters, skvae_vae.train_epoch = start, epoch_then_score
-    try:
-        vae.fit(X)
-    finally:
-        BernoulliLikelihood.reset_parameters, skvae_vae.train_epoch = reset, train_epoch
-    return scores, active_units(vae, X_test)
+    vae.clamp = clamp
+    vae.score_each_epoch(X_test).fit(X)
+    return vae.test_scores, active_units(vae, X_test)
 
 
 def _first_epoch_above(scores, target):
@@ -95,18 +98,13 @@ def main():
     parser.add_argument(
         "--start", choices=list(STARTS), help="only this start of the bias (its clamp)"
     )
-    parser.add_argument(
-        "--kl-warmup-epochs", type=int, nargs="+", default=[0], help="one row for each"
-    )
+    add_kl_warmup_argument(parser, several=True)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--target", type=float, default=100.0, help="negative ELBO (nats)")
     parser.add_argument("--quick", action="store_true", help="2,000 digits, 2 epochs")
     args = parser.parse_args()
-    if "SKVAE_MNIST_DIR" not in os.environ:
-        default = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-        os.environ["SKVAE_MNIST_DIR"] = str(default)
-    warnings.simplefilter("ignore")  # fixed epoch budgets end in ConvergenceWarnings
+    set_default_mnist_dir()
     X, _ = load_mnist(subset="train")
     X_test, _ = load_mnist(subset="test")
     if args.quick:
@@ -115,14 +113,25 @@ def main():
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     training = dict(batch_size=args.batch_size, learning_rate=args.learning_rate)
     print(f"MNIST {len(X)} digits, batch {args.batch_size}, learning rate {args.learning_rate}")
-    print(f"test ELBO (nats) after epochs {shown}, mean over seeds")
-    print(f"{list(seeds)}; torch {torch.__version__}, {torch.get_num_threads()} threads\n")
-    epochs = " | ".join(f"ep {e}" for e in shown)
-    print(
-        f"| prior | activation | output-bias start | KL warm-up | {epochs} | ep {shown[-1]}, "
-        f"each seed | first epoch above -{args.target:g}, each seed | active units, each seed |"
-    )
-    print("|---|---|---|---:|" + "---:|" * len(shown) + "---|---|---|")
+    print(f"test ELBO (nats) after epochs {shown}, mean over seeds {list(seeds)}")
+    print_environment()
+    print()
+    headers = [
+        "prior",
+        "activation",
+        "output-bias start",
+        "KL warm-up",
+        *(f"ep {e}" for e in shown),
+        f"ep {shown[-1]}, each seed",
+        f"first epoch above -{args.target:g}, each seed",
+        "active units, each seed",
+    ]
+    align = "lllr" + "r" * len(shown) + "lll"
+    print_table(headers, table_rows(args, X, X_test, shown, seeds, training), align=align)
+
+
+def table_rows(args, X, X_test, shown, seeds, training):
+    """A row for each prior, activation, start and warm-up asked for, as its fits end."""
     for prior, activation in [
         ("normal", "relu"),
         ("normal", "tanh"),
@@ -152,14 +161,16 @@ def main():
             ]
             runs, active = [scores for scores, _ in fits], [n for _, n in fits]
             means = np.mean(runs, axis=0)
-            cells = " | ".join(f"{means[e - 1]:.2f}" for e in shown)
-            each = ", ".join(f"{run[-1]:.2f}" for run in runs)
-            reached = ", ".join(_first_epoch_above(run, -args.target) for run in runs)
-            print(
-                f"| {prior} | {activation} | {name} | {warmup} | {cells} | {each} | {reached} "
-                f"| {', '.join(map(str, active))} |",
-                flush=True,
-            )
+            yield [
+                prior,
+                activation,
+                name,
+                warmup,
+                *(f"{means[e - 1]:.2f}" for e in shown),
+                ", ".join(f"{run[-1]:.2f}" for run in runs),
+                ", ".join(_first_epoch_above(run, -args.target) for run in runs),
+                ", ".join(map(str, active)),
+            ]
 
 
 if __name__ == "__main__":

@@ -20,20 +20,26 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from functools import partial
-from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
+from _common import (
+    ScoredEachEpoch,
+    TargetReached,
+    make_vae,
+    print_environment,
+    print_table,
+    set_default_mnist_dir,
+    timed,
+)
 from sklearn.model_selection import GridSearchCV
 from torch import nn
 from torch.distributions import Cauchy, Laplace, Normal, StudentT, kl_divergence
 from torch.nn import functional as F
 
-from skvae import GaussianVAE, SparseVAE
-from skvae import _training as skvae_training
-from skvae import _vae as skvae_vae
+from skvae import GaussianVAE
 from skvae.datasets import load_mnist
 
 PRIORS = {  # prior name -> the distribution, given zero and one tensors on the device
@@ -45,10 +51,10 @@ PRIORS = {  # prior name -> the distribution, given zero and one tensors on the 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
-def estimator(prior, **params):
-    if prior == "normal":
-        return GaussianVAE(**params)
-    return SparseVAE(prior=prior, **params)
+class EagerStep:
+    """A seam for ``make_vae``: the training step runs eagerly, never as a CUDA graph."""
+
+    _cuda_graphs = False
 
 
 class HandVAE(nn.Module):
@@ -170,15 +176,6 @@ def hand_fit(X, prior, params, epochs, loader=False, tuned=False):
     return loop.model
 
 
-def timed(function):
-    """Seconds that ``function`` takes, with the work it queued on a GPU done, and its result."""
-    start = time.perf_counter()
-    result = function()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start, result
-
-
 # The loops skvae's fit is timed against: (name, DataLoader?, tuned?).
 HAND_LOOPS = [
     ("hand-written", False, False),
@@ -195,16 +192,14 @@ def bench_fit(X, params, epochs, repeats):
     for prior in PRIORS:
         activation = "relu" if prior == "normal" else "tanh"  # each estimator's default
         config = dict(params, activation=activation)
-        skvae_runs = {"skvae": True}
+        skvae_runs = {"skvae": ()}
         if params.get("device") == "cuda":
-            skvae_runs["skvae, eager step (no CUDA graph)"] = False
+            skvae_runs["skvae, eager step (no CUDA graph)"] = (EagerStep,)
         times = {**{name: [] for name in skvae_runs}, **{name: [] for name, _, _ in HAND_LOOPS}}
         for _ in range(repeats):
-            for name, graphs in skvae_runs.items():
-                skvae_training.CUDA_GRAPHS = graphs
-                vae = estimator(prior, **config, max_iter=epochs, n_iter_no_change=epochs)
-                times[name].append(timed(lambda vae=vae: vae.fit(X))[0])
-            skvae_training.CUDA_GRAPHS = True
+            for name, seams in skvae_runs.items():
+                vae = make_vae(prior, seams=seams, **config, max_iter=epochs)
+                times[name].append(timed(vae.fit, X)[0])
             for name, loader, tuned in HAND_LOOPS:
                 run = partial(hand_fit, X_tensor, prior, config, epochs, loader, tuned)
                 times[name].append(timed(run)[0])
@@ -280,9 +275,7 @@ def measure_memory(n_rows, epochs):
     """Run in a subprocess: peak resident memory of a fit above the data already loaded."""
     X, _ = load_mnist(subset="train")
     X = np.ascontiguousarray(X[:n_rows], dtype=np.float32)
-    params = dict(
-        n_components=10, likelihood="bernoulli", max_iter=epochs, n_iter_no_change=epochs
-    )
+    params = dict(n_components=10, likelihood="bernoulli", max_iter=epochs, tol=None)
     # A first fit on a few rows loads the libraries' code and kernels, which are not the
     # fit's memory; the second fit is the one measured.
     GaussianVAE(**params).fit(X[:256])
@@ -348,7 +341,7 @@ def bench_batch_sizes(X, params, epochs, repeats, sizes=(128, 512, 2048, 8192)):
     for _ in range(repeats):
         for size in sizes:
             vae = GaussianVAE(**dict(params, batch_size=size), max_iter=epochs)
-            times[size].append(timed(lambda vae=vae: vae.fit(X))[0] / epochs)
+            times[size].append(timed(vae.fit, X)[0] / epochs)
     first = statistics.median(times[sizes[0]])
     rows = []
     for size, values in times.items():
@@ -399,7 +392,7 @@ def bench_grid_search(X, params, repeats):
     for _ in range(repeats):
         for n_jobs in times:
             search = GridSearchCV(GaussianVAE(**params), grid, cv=folds, n_jobs=n_jobs)
-            times[n_jobs].append(timed(lambda search=search: search.fit(X))[0])
+            times[n_jobs].append(timed(search.fit, X)[0])
     one = statistics.median(times[1])
     rows = [
         (
@@ -420,40 +413,23 @@ def bench_grid_search(X, params, repeats):
     return rows
 
 
-class _Reached(Exception):
-    """Raised from inside skvae's fit once an epoch has reached the quality target."""
-
-
 def skvae_time_to(target, X_train, X_test, params, max_epochs):
     """(seconds, epochs, reached): one skvae fit, scored on the test set after each epoch.
 
-    The scoring runs in a wrapper of skvae's ``train_epoch`` and its time is left out; the
-    fit is stopped by an exception from the wrapper at the first epoch that reaches
-    ``target``. So this is the time of one ordinary ``fit`` call that trains that many
-    epochs: validation, the data's move to the device and the set-up included.
+    The scoring runs in the ``_run_epoch`` seam (:class:`ScoredEachEpoch`) and its time is
+    left out; the seam stops the fit at the first epoch that reaches ``target``. So this is
+    the time of one ordinary ``fit`` call that trains that many epochs: validation, the
+    data's move to the device and the set-up included.
     """
-    vae = GaussianVAE(**params, max_iter=max_epochs, n_iter_no_change=max_epochs)
-    train_epoch, scoring, epochs = skvae_vae.train_epoch, [0.0], [0]
-
-    def epoch_then_score(*args, **kwargs):
-        loss = train_epoch(*args, **kwargs)
-        start = time.perf_counter()
-        epochs[0] += 1
-        reached = -vae.score(X_test) < target
-        scoring[0] += time.perf_counter() - start
-        if reached:
-            raise _Reached
-        return loss
-
-    skvae_vae.train_epoch = epoch_then_score
+    vae = make_vae("normal", seams=(ScoredEachEpoch,), **params, max_iter=max_epochs)
+    vae.score_each_epoch(X_test, stop_above=-target)
     start, reached = time.perf_counter(), False
     try:
         vae.fit(X_train)
-    except _Reached:
+    except TargetReached:
         reached = True
-    finally:
-        skvae_vae.train_epoch = train_epoch
-    return time.perf_counter() - start - scoring[0], epochs[0], reached
+    seconds = time.perf_counter() - start - sum(vae.scoring_seconds)
+    return seconds, len(vae.test_scores), reached
 
 
 def hand_time_to(target, X_train, X_test, params, max_epochs, tuned):
@@ -612,17 +588,67 @@ def bench_compile(X, params, epochs=3):
     return [(name, seconds, seconds / eager) for name, seconds in rows]
 
 
+# (batch size, learning rate, most epochs): the learning rate scaled by about the square root
+# of the batch ratio.
+LARGE_BATCHES = [(512, 2e-3, 150), (1024, 3e-3, 200), (4096, 6e-3, 400)]
+
+
+def bench_large_batches(X, X_test, quality):
+    """Time to quality with each of ``LARGE_BATCHES``."""
+    for batch_size, learning_rate, max_epochs in LARGE_BATCHES:
+        large = dict(quality, batch_size=batch_size, learning_rate=learning_rate)
+        yield from bench_quality(X, X_test, large, target=100.0, max_epochs=max_epochs)
+
+
+# The sections of the table, in the order of a full run: name -> (the kinds of device whose
+# full run has it, its rows for the run ``r`` that ``main`` sets up). ``--only`` runs one.
+SECTIONS = {
+    "fit": (("cpu", "cuda"), lambda r: bench_fit(r.X, r.params, r.epochs, r.repeats)),
+    "batch-sizes": (
+        ("cuda",),
+        lambda r: bench_batch_sizes(r.X, r.params, r.epochs, r.repeats),
+    ),
+    "pythae": (("cpu",), lambda r: bench_pythae(r.X, r.params, r.epochs, r.repeats)),
+    "inference": (
+        ("cpu", "cuda"),
+        lambda r: bench_inference(r.X_test, r.params, max(r.repeats, 3)),
+    ),
+    "cuda-memory": (("cuda",), lambda r: bench_cuda_memory(r.X, r.params)),
+    "memory": (("cpu",), lambda r: bench_memory(r.n_rows, 1)),
+    "grid-search": (
+        ("cpu",),
+        lambda r: bench_grid_search(r.X[:10000], dict(r.params, max_iter=10), r.repeats),
+    ),
+    "quality": (
+        ("cpu", "cuda"),
+        lambda r: bench_quality(r.X, r.X_test, r.quality, target=100.0, max_epochs=r.max_epochs),
+    ),
+    "large-batch": (("cuda",), lambda r: bench_large_batches(r.X, r.X_test, r.quality)),
+    "compile": ((), lambda r: bench_compile(r.X, r.params)),
+}
+
+
+def table_row(name, seconds, *ratios):
+    """A table row from a section's (name, seconds or None, one or two ratios)."""
+    ratios = [f"{r:.2f}" for r in ratios] + [""] * (2 - len(ratios))
+    return [name, "" if seconds is None else f"{seconds:.3f}", *ratios]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small data, one repeat")
+    parser.add_argument(
+        "--quick", action="store_true", help="6000 rows, 1 epoch, one repeat: a smoke run"
+    )
+    parser.add_argument(
+        "--n-rows", type=int, help="MNIST training rows (default 60000, or 6000 with --quick)"
+    )
     parser.add_argument("--epochs", type=int, default=2, help="epochs per timed fit")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats")
     parser.add_argument(
         "--only",
-        choices=["compile", "pythae", "inference", "grid-search", "quality", "large-batch"],
-        help="time only torch.compile against eager, pythae's trainer, inference, the grid "
-        "search, time to quality at batch 128, or (with --device cuda) time to quality "
-        "with large batches",
+        choices=list(SECTIONS),
+        help="run only this section, on any device (compile, torch.compile against eager, "
+        "runs only so)",
     )
     parser.add_argument(
         "--device",
@@ -633,86 +659,49 @@ def main():
     )
     parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if "SKVAE_MNIST_DIR" not in os.environ:
-        default = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-        os.environ["SKVAE_MNIST_DIR"] = str(default)
-    warnings.simplefilter("ignore")  # fixed epoch budgets end in ConvergenceWarnings
+    set_default_mnist_dir()
     if args.memory_child:
         measure_memory(*args.memory_child)
         return
+    if args.quick:
+        args.epochs, args.repeats = 1, 1
+    args.n_rows = args.n_rows or (6000 if args.quick else 60000)
     X_train, _ = load_mnist(subset="train")
     X_test, _ = load_mnist(subset="test")
-    n_rows, epochs, repeats = (6000, 1, 1) if args.quick else (60000, args.epochs, args.repeats)
-    X = np.ascontiguousarray(X_train[:n_rows])
+    # tol=None: every skvae fit runs exactly its max_iter epochs.
     params = dict(
         n_components=10,
         hidden_layer_sizes=(256, 128),
         likelihood="bernoulli",
         batch_size=128,
+        tol=None,
         random_state=0,
         device=args.device,
     )
-    where = f"{torch.get_num_threads()} CPU threads"
-    if args.device.startswith("cuda"):
-        where = f"{torch.cuda.get_device_name(args.device)}, {where}"
-    print(
-        f"MNIST {n_rows} rows, 784-256-128-10 (mirrored), Bernoulli, batch 128, Adam 1e-3; "
-        f"{epochs} epochs per fit, {repeats} interleaved repeats; torch {torch.__version__}, "
-        f"{where}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}\n"
+    run = SimpleNamespace(
+        X=np.ascontiguousarray(X_train[: args.n_rows]),
+        X_test=np.ascontiguousarray(X_test),
+        n_rows=args.n_rows,
+        epochs=args.epochs,
+        repeats=args.repeats,
+        params=params,
+        # A larger model than above, which reaches 100 nats on intensities in about 40
+        # epochs (the 10-latent model had not after 30).
+        quality=dict(params, n_components=32, hidden_layer_sizes=(512, 256)),
+        max_epochs=1 if args.quick else 60,
     )
-    print("| what | median (s) | ratio | ratio to tuned hand loop |")
-    print("|---|---:|---:|---:|")
-
-    def show(rows):
-        for name, seconds, *ratios in rows:
-            ratios = [f"{r:.2f}" for r in ratios] + [""] * (2 - len(ratios))
-            seconds = "" if seconds is None else f"{seconds:.3f}"
-            print(f"| {name} | {seconds} | {' | '.join(ratios)} |", flush=True)
-
-    if args.only == "compile":
-        show(bench_compile(X, params))
-        return
-    if args.only == "pythae":
-        show(bench_pythae(X, params, epochs, repeats))
-        return
-    if args.only == "inference":
-        show(bench_inference(np.ascontiguousarray(X_test), params, max(repeats, 3)))
-        return
-    grid_params = dict(params, max_iter=10, n_iter_no_change=10)
-    if args.only == "grid-search":
-        show(bench_grid_search(X[:10000], grid_params, repeats))
-        return
-    # A larger model than above, which reaches 100 nats on intensities in about 40 epochs
-    # (the 10-latent model had not after 30).
-    quality = dict(params, n_components=32, hidden_layer_sizes=(512, 256))
-    # Large batches with the learning rate scaled by about the square root of the batch ratio.
-    large_batches = [(512, 2e-3, 150), (1024, 3e-3, 200), (4096, 6e-3, 400)]
-    max_epochs = 1 if args.quick else 60
-    if args.only == "quality":
-        show(bench_quality(X, X_test, quality, target=100.0, max_epochs=max_epochs))
-        return
-    if args.only == "large-batch":
-        for batch_size, learning_rate, max_epochs in large_batches:
-            large = dict(quality, batch_size=batch_size, learning_rate=learning_rate)
-            show(bench_quality(X, X_test, large, target=100.0, max_epochs=max_epochs))
-        return
-    cuda = args.device.startswith("cuda")
-    show(bench_fit(X, params, epochs, repeats))
-    if cuda:
-        show(bench_batch_sizes(X, params, epochs, repeats))
-    else:
-        show(bench_pythae(X, params, epochs, repeats))
-    show(bench_inference(np.ascontiguousarray(X_test), params, max(repeats, 3)))
-    if cuda:
-        show(bench_cuda_memory(X, params))
-    else:
-        show(bench_memory(n_rows, 1))
-        show(bench_grid_search(X[:10000], grid_params, repeats))
-    show(bench_quality(X, X_test, quality, target=100.0, max_epochs=max_epochs))
-    if cuda:
-        for batch_size, learning_rate, max_epochs in large_batches:
-            large = dict(quality, batch_size=batch_size, learning_rate=learning_rate)
-            show(bench_quality(X, X_test, large, target=100.0, max_epochs=max_epochs))
+    print(
+        f"MNIST {len(run.X)} rows, 784-256-128-10 (mirrored), Bernoulli, batch 128, Adam 1e-3; "
+        f"{args.epochs} epochs per fit, {args.repeats} interleaved repeats"
+    )
+    print_environment()
+    print()
+    kind = "cuda" if args.device.startswith("cuda") else "cpu"
+    names = (
+        [args.only] if args.only else [n for n, (kinds, _) in SECTIONS.items() if kind in kinds]
+    )
+    rows = (table_row(*row) for name in names for row in SECTIONS[name][1](run))
+    print_table(["what", "median (s)", "ratio", "ratio to tuned hand loop"], rows)
 
 
 if __name__ == "__main__":

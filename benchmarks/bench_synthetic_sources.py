@@ -16,6 +16,7 @@ import argparse
 import time
 
 import numpy as np
+from _common import add_kl_warmup_argument, print_environment, print_table, timed
 from sklearn.decomposition import PCA, DictionaryLearning, FastICA
 from sklearn.preprocessing import StandardScaler
 
@@ -82,9 +83,7 @@ def measure(n_samples, seeds, kl_warmup_epochs=0):
                 (1.0, 1.0, hoyer_sparsity(S), np.nan)
             )
             for name, model in make_models(mixing, seed, kl_warmup_epochs).items():
-                start = time.perf_counter()
-                codes = model.fit_transform(X)
-                seconds = time.perf_counter() - start
+                seconds, codes = timed(model.fit_transform, X)
                 scores = (
                     mean_correlation_coefficient(S, codes, method="pearson"),
                     mean_correlation_coefficient(S, codes, method="spearman"),
@@ -100,12 +99,10 @@ def measure(n_samples, seeds, kl_warmup_epochs=0):
     return results
 
 
-def print_table(results):
-    columns = ["MCC Pearson [range]", "MCC Spearman", "Hoyer", "fit (s)"]
-    print("| method | " + " | ".join(f"{m} {c}" for m in MIXINGS for c in columns) + " |")
-    print("|---|" + "---:|" * len(columns) * len(MIXINGS))
+def summary_rows(results):
+    """A row for each method: medians over the seeds, for each mixing."""
     for name in dict.fromkeys(name for name, _ in results):
-        cells = []
+        cells = [name]
         for mixing in MIXINGS:
             scores = np.array(results[name, mixing])
             pearson, spearman, hoyer, seconds = np.median(scores, axis=0)
@@ -116,7 +113,7 @@ def print_table(results):
                 f"{hoyer:.3f}",
                 "" if np.isnan(seconds) else f"{seconds:.1f}",
             ]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        yield cells
 
 
 def main():
@@ -124,12 +121,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="2,000 rows and 2 seeds")
     parser.add_argument("--n-samples", type=int, help="rows per data set (default 10,000)")
     parser.add_argument("--seeds", type=int, help="number of seeds, 0, 1, ... (default 5)")
-    parser.add_argument(
-        "--kl-warmup-epochs",
-        type=int,
-        default=GaussianVAE().kl_warmup_epochs,
-        help="the VAEs' kl_warmup_epochs (default: the estimators' default)",
-    )
+    add_kl_warmup_argument(parser)
     args = parser.parse_args()
     n_samples = args.n_samples or (2000 if args.quick else 10_000)
     seeds = range(args.seeds or (2 if args.quick else 5))
@@ -144,10 +136,13 @@ def main():
         "Baselines: PCA; FastICA(whiten='unit-variance', max_iter=1000); "
         f"DictionaryLearning(alpha={DICTIONARY_ALPHA}, fit_algorithm='cd')"
     )
+    print_environment()
     start = time.perf_counter()
     results = measure(n_samples, seeds, args.kl_warmup_epochs)
     print()
-    print_table(results)
+    columns = ["MCC Pearson [range]", "MCC Spearman", "Hoyer", "fit (s)"]
+    headers = ["method", *(f"{m} {c}" for m in MIXINGS for c in columns)]
+    print_table(headers, summary_rows(results))
     print(f"\nTotal time: {time.perf_counter() - start:.0f} s")
 
 

@@ -25,6 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 from skvae import GaussianVAE, SparseVAE
+from skvae.diagnostics import hoyer_sparsity
 
 X, y = load_digits(return_X_y=True)
 X = X / 16
@@ -60,22 +61,11 @@ for name, vae in models.items():
 # ----------------------
 # The codes are the posterior modes (``transform``). Each VAE is fitted once, above, so the
 # classifier is fitted on codes of the training digits rather than in a pipeline that would
-# train the VAE again.
-def mean_hoyer_sparsity(codes):
-    """Mean Hoyer sparsity of the rows of ``codes`` after scaling each column to unit std.
-
-    The Hoyer measure of a vector z of length k is
-    ``(sqrt(k) - ||z||_1 / ||z||_2) / (sqrt(k) - 1)``: 0 when all entries have the same
-    magnitude, 1 when a single entry is nonzero. Dividing each latent dimension by its
-    standard deviation first keeps a dimension with a wide spread from looking like the one
-    active entry of every code.
-    """
-    scaled = codes / codes.std(axis=0)
-    k = codes.shape[1]
-    l1_over_l2 = np.abs(scaled).sum(axis=1) / np.linalg.norm(scaled, axis=1)
-    return np.mean((np.sqrt(k) - l1_over_l2) / (np.sqrt(k) - 1))
-
-
+# train the VAE again. :func:`~skvae.diagnostics.hoyer_sparsity` gives the mean Hoyer
+# sparsity of the codes, ``(sqrt(k) - ||z||_1 / ||z||_2) / (sqrt(k) - 1)`` for a code z of
+# length k: 0 when all entries have the same magnitude, 1 when a single entry is nonzero.
+# It divides each latent dimension by its standard deviation first, so that a dimension
+# with a wide spread does not look like the one active entry of every code.
 test_codes = {}
 print("| model | test ELBO (nats) | accuracy on codes | Hoyer sparsity | fit time (s) |")
 print("|---|---:|---:|---:|---:|")
@@ -83,7 +73,7 @@ for name, vae in models.items():
     test_codes[name] = vae.transform(X_test)
     classifier = LogisticRegression(max_iter=1000).fit(vae.transform(X_train), y_train)
     accuracy = classifier.score(test_codes[name], y_test)
-    sparsity = mean_hoyer_sparsity(test_codes[name])
+    sparsity = hoyer_sparsity(test_codes[name])
     print(
         f"| {name} | {vae.score(X_test):.2f} | {accuracy:.3f} | {sparsity:.3f} "
         f"| {fit_times[name]:.1f} |"

@@ -53,7 +53,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skvae import GaussianVAE, SparseVAE
 from skvae.datasets import load_image_patches
-from skvae.diagnostics import active_units, hoyer_sparsity
+from skvae.diagnostics import active_units, hoyer_sparsity, latent_activity
 
 FULL_SIZE = False
 WHITEN = True
@@ -138,7 +138,8 @@ with warnings.catch_warnings():
 # the whole 12x12 patch evenly, a grating or white noise, has a spread of about 4.8 pixels; a
 # small blob or edge has less.
 def decoder_filters(vae, X):
-    """The decoder's response to each latent dimension alone, and the variance of its codes.
+    """The decoder's response to each latent dimension alone, and the variance of its codes
+    (:func:`~skvae.diagnostics.latent_activity`).
 
     Both are sorted by that variance, the most used dimensions first.
     """
@@ -146,8 +147,9 @@ def decoder_filters(vae, X):
     strength = np.quantile(np.abs(codes), 0.9, axis=0)
     zero_code = np.zeros((1, codes.shape[1]))
     filters = vae.inverse_transform(np.diag(strength)) - vae.inverse_transform(zero_code)
-    order = np.argsort(-codes.var(axis=0))
-    return filters[order], codes.var(axis=0)[order]
+    activity = latent_activity(vae, X)
+    order = np.argsort(-activity)
+    return filters[order], activity[order]
 
 
 def filter_spread(filters):

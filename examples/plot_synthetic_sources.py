@@ -182,7 +182,7 @@ for row, mixing in enumerate(mixings):
     S = data[mixing][1]
     for column, name in enumerate(shown):
         correlation, matched = match_codes(S, codes[name, mixing])
-        mcc = correlation.diagonal().mean()
+        mcc = mean_correlation_coefficient(S, codes[name, mixing])
         heatmap_ax, scatter_ax = axes[row, column], axes[row, len(shown) + column]
         image = heatmap_ax.imshow(correlation, vmin=0, vmax=1, cmap="viridis")
         heatmap_ax.set_title(f"{name}, {mixing}\n|correlation|, MCC {mcc:.2f}", fontsize=9)

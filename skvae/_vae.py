@@ -682,8 +682,8 @@ tol : float or None, default=1e-4
     Improvement, in nats per row, that resets the ``n_iter_no_change`` count: of the
     training loss, or of the validation ELBO under ``early_stopping``. None turns the
     stopping rule off, as in :class:`~sklearn.linear_model.SGDClassifier`: :meth:`fit` runs
-    all ``max_iter`` epochs and warns of no convergence (``early_stopping`` still keeps the
-    weights of the epoch with the best validation ELBO).
+    all ``max_iter`` epochs, without a ConvergenceWarning (``early_stopping`` still keeps
+    the weights of the epoch with the best validation ELBO).
 
 n_iter_no_change : int, default=10
     Training stops after more than this many consecutive epochs without an improvement of

@@ -1,0 +1,138 @@
+"""What the benchmark scripts share: a VAE by prior name, seams to score a fit after each
+epoch, a timer, the settings and environment they print, and their Markdown tables.
+
+The scripts run as ``python benchmarks/bench_x.py``, which puts this folder on ``sys.path``,
+so they import it as ``from _common import ...``.
+"""
+
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from skvae import GaussianVAE, SparseVAE
+
+
+def make_vae(prior, *, seams=(), **params):
+    """A GaussianVAE for the "normal" prior, else a SparseVAE with ``prior``.
+
+    ``seams`` are mixin classes put in front of the estimator's class, so that their methods
+    override the estimator's seams (``_run_epoch``, ``_start_output``, ``_cuda_graphs``).
+    """
+    estimator = GaussianVAE if prior == "normal" else SparseVAE
+    if prior != "normal":
+        params["prior"] = prior
+    if seams:
+        name = "".join(seam.__name__ for seam in seams) + estimator.__name__
+        estimator = type(name, (*seams, estimator), {})
+    return estimator(**params)
+
+
+class TargetReached(Exception):
+    """Raised from inside a fit by :class:`ScoredEachEpoch` once the target is reached."""
+
+
+class ScoredEachEpoch:
+    """A seam for :func:`make_vae`: score held-out rows after every epoch of a fit.
+
+    Call :meth:`score_each_epoch` before ``fit``. Each epoch then appends the mean ELBO of
+    ``X_test`` to ``test_scores`` and the seconds the scoring took to ``scoring_seconds``;
+    with ``stop_above``, the first epoch that scores above it ends the fit by raising
+    :class:`TargetReached`. Both are lists, which keep their entries when the fit, raising,
+    restores the estimator's attributes.
+    """
+
+    def score_each_epoch(self, X_test, *, stop_above=None):
+        self.X_test, self.stop_above = X_test, stop_above
+        self.test_scores, self.scoring_seconds = [], []
+        return self
+
+    def _run_epoch(self, step, X, generator):
+        loss = super()._run_epoch(step, X, generator)
+        seconds, score = timed(self.score, self.X_test)
+        self.test_scores.append(score)
+        self.scoring_seconds.append(seconds)
+        if self.stop_above is not None and score > self.stop_above:
+            raise TargetReached
+        return loss
+
+
+def timed(function, *args):
+    """Seconds that ``function(*args)`` takes, with the work it queued on a GPU done, and
+    its result. The scripts interleave their repeats and take the median of these seconds."""
+    start = time.perf_counter()
+    result = function(*args)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, result
+
+
+def environment():
+    """One line: torch, its threads, the variables that set them, the CPUs and any GPU."""
+    variables = ", ".join(
+        f"{name}={os.environ.get(name, 'unset')}"
+        for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")
+    )
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
+    return (
+        f"torch {torch.__version__}, {torch.get_num_threads()} torch threads ({variables}), "
+        f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, {gpu}"
+    )
+
+
+def print_environment(indent=""):
+    print(indent + environment())
+
+
+def print_settings(args):
+    """The parsed command line, one option a line, then the environment."""
+    print("Settings:")
+    for name, value in vars(args).items():
+        print(f"  {name} = {value}")
+    print_environment(indent="  ")
+
+
+def print_table(headers, rows, *, align=None):
+    """Print a Markdown table, each row as soon as ``rows`` yields it.
+
+    Parameters
+    ----------
+    headers : list of str
+    rows : iterable of lists of cells
+        Cells are printed with ``str``; a generator streams a long benchmark's rows.
+    align : str, default=None
+        "l" or "r" for each column; by default the first column is left-aligned and the
+        others, numbers, right-aligned.
+    """
+    align = align or "l" + "r" * (len(headers) - 1)
+    print("| " + " | ".join(headers) + " |")
+    print("|" + "".join("---:|" if side == "r" else "---|" for side in align))
+    for row in rows:
+        print("| " + " | ".join(map(str, row)) + " |", flush=True)
+
+
+def add_kl_warmup_argument(parser, *, several=False):
+    """``--kl-warmup-epochs``, the VAEs' ``kl_warmup_epochs``; with ``several``, a list of
+    them, one row of the table for each."""
+    default = GaussianVAE().kl_warmup_epochs
+    if several:
+        parser.add_argument(
+            "--kl-warmup-epochs", type=int, nargs="+", default=[default], help="one row for each"
+        )
+    else:
+        parser.add_argument(
+            "--kl-warmup-epochs",
+            type=int,
+            default=default,
+            help="the VAEs' kl_warmup_epochs (default: the estimators' default)",
+        )
+
+
+def set_default_mnist_dir():
+    """Have ``load_mnist`` read ``shared/data/mnist`` beside the repository's folder, unless
+    ``SKVAE_MNIST_DIR`` names another."""
+    if "SKVAE_MNIST_DIR" not in os.environ:
+        default = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+        os.environ["SKVAE_MNIST_DIR"] = str(default)
