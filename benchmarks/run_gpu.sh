@@ -19,5 +19,6 @@ timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 \
 timeout "${BENCH_TIMEOUT:-420}" python3 benchmarks/bench_performance.py --device cuda \
     --epochs 3 --repeats 3 ${BENCH_ONLY:+--only "$BENCH_ONLY"} 2>&1 | tee "$out/bench_cuda.log"
 timeout "${TESTS_TIMEOUT:-120}" python3 -m pytest -q -p no:cacheprovider \
-    tests/test_vae.py tests/test_reliability.py tests/test_ecosystem.py 2>&1 \
+    tests/test_fitting.py tests/test_input_validation.py tests/test_persistence.py \
+    tests/test_randomness.py tests/test_families.py tests/test_ecosystem.py 2>&1 \
     | tee "$out/pytest_gpu_behaviour.log" | tail -n 30

@@ -95,6 +95,7 @@ def load(path, *, device=None):
         If the file is not an skvae model, was modified or corrupted after saving, comes from
         a newer format, or does not describe a consistent model.
     """
+    target = resolve_device(device) if device else None  # the caller's error, not the file's
     with open(path, "rb") as file:
         data = file.read()
     if not data.startswith(MAGIC):
@@ -107,12 +108,12 @@ def load(path, *, device=None):
     except Exception as error:
         raise ValueError(f"{path} holds more than weights and plain data: {error}") from None
     try:
-        return _restore(content, device)
+        return _restore(content, target)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ValueError(f"{path} does not describe a consistent skvae model: {error}") from None
 
 
-def _restore(content, device):
+def _restore(content, target):
     if content["format_version"] > FORMAT_VERSION:
         raise ValueError(
             f"format version {content['format_version']} comes from a newer skvae "
@@ -124,7 +125,7 @@ def _restore(content, device):
     estimator.set_params(**params)
     estimator._validate_params()
     fitted = json.loads(content["fitted"])
-    target = resolve_device(device) if device else available_device(estimator.device)
+    target = target or available_device(estimator.device)
     estimator._initialize(fitted["n_features_in_"], target)  # the parameters' architecture
     estimator.module_.load_state_dict(content["module"])  # strict: every tensor, its shape
     estimator.module_.eval()

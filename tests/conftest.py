@@ -1,6 +1,15 @@
+"""Data, settings and helpers shared by the test files (``from conftest import FAST``)."""
+
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
+import torch
+from sklearn.datasets import load_digits, make_multilabel_classification
+
+from skvae import SparseVAE
+
+#: Settings of a cheap fit: a few epochs of a small model, seeded. A test that needs other
+#: values overrides single entries, e.g. ``{**FAST, "max_iter": 5}``.
+FAST = dict(n_components=4, hidden_layer_sizes=(32,), max_iter=3, random_state=0)
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +25,40 @@ def small_digits(digits):
     X, y = digits
     rows = np.random.RandomState(0).permutation(len(X))[:600]
     return X[rows], y[rows]
+
+
+@pytest.fixture(scope="session")
+def counts():
+    """Bag-of-words counts from scikit-learn's topic-model generator, as CSR."""
+    X, _ = make_multilabel_classification(
+        n_samples=400, n_features=60, n_classes=5, sparse=True, random_state=0
+    )
+    return X
+
+
+@pytest.fixture(scope="session")
+def fitted(small_digits):
+    """``SparseVAE(**FAST)`` fitted on ``small_digits``. Shared: tests that change a model
+    change a copy of it (``pickle.loads(pickle.dumps(fitted))``)."""
+    X, _ = small_digits
+    return SparseVAE(**FAST).fit(X)
+
+
+@pytest.fixture(scope="session")
+def fitted_frame_model(small_digits):
+    """A Student-t SparseVAE fitted on a DataFrame of ``small_digits``, and that frame.
+    Shared, like ``fitted``."""
+    pd = pytest.importorskip("pandas")
+    X, _ = small_digits
+    frame = pd.DataFrame(X, columns=[f"pixel{i}" for i in range(X.shape[1])])
+    return SparseVAE(**{**FAST, "prior": "student-t", "df": 4.0}).fit(frame), frame
+
+
+def weights(vae):
+    """Copies of the module's weights and buffers."""
+    return {k: v.clone() for k, v in vae.module_.state_dict().items()}
+
+
+def same_weights(a, b):
+    """Whether two ``weights`` dicts hold the same tensors, bit for bit."""
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

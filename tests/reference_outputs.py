@@ -103,7 +103,8 @@ def compute():
 
 def fingerprint():
     """What bit-identity depends on besides the code: the torch build and the CPU's kernels."""
-    return f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, {platform.machine()}"
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"torch {torch.__version__}, {capability}, {platform.machine()}"
 
 
 def main():
@@ -124,7 +125,9 @@ def main():
         identical = expected.shape == value.shape and np.array_equal(expected, value)
         n_identical += identical
         if not identical:
-            difference = np.max(np.abs(expected - value)) if expected.shape == value.shape else "shape"
+            difference = (
+                np.max(np.abs(expected - value)) if expected.shape == value.shape else "shape"
+            )
             print(f"DIFFERS {key}: {difference}")
     print(f"{n_identical} of {len(outputs)} arrays bit-identical")
 

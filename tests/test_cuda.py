@@ -14,20 +14,30 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import FAST
 from numpy.testing import assert_allclose, assert_array_equal
 
 import skvae
-from skvae import GaussianVAE, SparseVAE, _training
-from skvae._training import CUDAGraphStep, train_epoch, training_data, training_step
+from skvae import GaussianVAE, SparseVAE
+from skvae._training import CUDAGraphStep, make_training_step, train_epoch, training_data
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
-FAST = dict(n_components=4, hidden_layer_sizes=(32,), max_iter=3, random_state=0, device="cuda")
+GPU = {**FAST, "device": "cuda"}
+
+
+# The estimators' seam for the eager step: full batches replay no captured graph.
+class EagerSparseVAE(SparseVAE):
+    _cuda_graphs = False
+
+
+class EagerGaussianVAE(GaussianVAE):
+    _cuda_graphs = False
 
 
 def test_cuda_fit_uses_fused_adam_and_gives_finite_results(small_digits):
     X, _ = small_digits
-    vae = SparseVAE(**FAST).fit(X)
+    vae = SparseVAE(**GPU).fit(X)
     assert next(vae.module_.parameters()).is_cuda
     assert vae._optimizer.param_groups[0]["fused"] is True
     assert vae._optimizer.param_groups[0]["capturable"] is False  # set only for the capture
@@ -44,8 +54,10 @@ def test_cuda_epoch_holds_the_data_on_the_device_and_syncs_once(small_digits, gr
     assert data.is_cuda
 
     def synchronisations(batch_size):
-        vae = SparseVAE(**FAST).fit(X)
-        step = training_step(vae.module_, vae._optimizer, beta=1.0, batch_size=batch_size)
+        vae = (SparseVAE if graphs else EagerSparseVAE)(**GPU).fit(X)
+        step = make_training_step(
+            vae.module_, vae._optimizer, beta=1.0, batch_size=batch_size, cuda_graphs=graphs
+        )
         assert isinstance(step, CUDAGraphStep) == graphs
         generator = torch.Generator(device="cuda").manual_seed(0)
         epoch = dict(batch_size=batch_size, n_components=4, generator=generator)
@@ -63,22 +75,19 @@ def test_cuda_epoch_holds_the_data_on_the_device_and_syncs_once(small_digits, gr
             f"{w.filename}:{w.lineno}" for w in caught if "synchronizing CUDA" in str(w.message)
         ]
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_training, "CUDA_GRAPHS", graphs)
-        few_batches, many_batches = synchronisations(len(X) // 4), synchronisations(16)
+    few_batches, many_batches = synchronisations(len(X) // 4), synchronisations(16)
     assert len(few_batches) == len(many_batches) == 1, (few_batches, many_batches)
 
 
 @pytest.mark.parametrize("kl_warmup_epochs", [0, 3])
-def test_cuda_graph_trains_as_the_eager_step_does(small_digits, monkeypatch, kl_warmup_epochs):
+def test_cuda_graph_trains_as_the_eager_step_does(small_digits, kl_warmup_epochs):
     # The graph replays the same kernels on the same values: the same fit, up to float32
     # rounding in the kernels cuBLAS picks when capturing. With a KL warm-up the graph,
     # captured in the first epoch, must read each later epoch's weight as the eager step does.
     X, _ = small_digits
-    params = dict(FAST, batch_size=32, max_iter=5, kl_warmup_epochs=kl_warmup_epochs)
+    params = dict(GPU, batch_size=32, max_iter=5, kl_warmup_epochs=kl_warmup_epochs)
     graphed = GaussianVAE(**params).fit(X)
-    monkeypatch.setattr(_training, "CUDA_GRAPHS", False)
-    eager = GaussianVAE(**params).fit(X)
+    eager = EagerGaussianVAE(**params).fit(X)
     assert_allclose(graphed.loss_curve_, eager.loss_curve_, rtol=1e-4)
     assert_allclose(graphed.transform(X), eager.transform(X), atol=1e-3)
 
@@ -103,21 +112,21 @@ def test_cuda_graph_captures_every_family_and_runs_the_last_batch_eagerly(small_
     X = X * 16  # the digits' own counts, 0 to 16, for the count likelihoods
     if params.get("likelihood") == "bernoulli":
         X = X / 16
-    vae = SparseVAE(**dict(FAST, batch_size=128, max_iter=4), **params).fit(X)
+    vae = SparseVAE(**dict(GPU, batch_size=128, max_iter=4), **params).fit(X)
     assert np.isfinite(vae.loss_curve_).all()
     assert vae.loss_curve_[-1] < vae.loss_curve_[0]
 
 
 def test_cuda_fit_is_reproducible(small_digits):
     X, _ = small_digits
-    first, second = GaussianVAE(**FAST).fit(X), GaussianVAE(**FAST).fit(X)
+    first, second = GaussianVAE(**GPU).fit(X), GaussianVAE(**GPU).fit(X)
     assert_array_equal(first.transform(X), second.transform(X))
     assert first.loss_curve_ == second.loss_curve_
 
 
 def test_cuda_model_pickles_and_saves_on_the_gpu(small_digits, tmp_path):
     X, _ = small_digits
-    vae = SparseVAE(**FAST).fit(X)
+    vae = SparseVAE(**GPU).fit(X)
     for copy in [pickle.loads(pickle.dumps(vae)), skvae.load(_saved(vae, tmp_path))]:
         assert next(copy.module_.parameters()).is_cuda
         assert_array_equal(copy.transform(X), vae.transform(X))
@@ -135,7 +144,7 @@ def test_cuda_model_loads_on_a_machine_without_cuda(small_digits, tmp_path):
     # A pickle written on the GPU, read in a process that sees no GPU: the weights map to
     # the CPU with a warning, and the codes match the GPU's to float32 rounding.
     X, _ = small_digits
-    vae = SparseVAE(**FAST).fit(X)
+    vae = SparseVAE(**GPU).fit(X)
     np.save(tmp_path / "X.npy", X)
     (tmp_path / "model.pkl").write_bytes(pickle.dumps(vae))
     script = """

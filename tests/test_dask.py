@@ -7,13 +7,13 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from conftest import FAST
 from sklearn.model_selection import GridSearchCV
 
 from skvae import SparseVAE
 
 distributed = pytest.importorskip("distributed")
 
-FAST = dict(n_components=4, hidden_layer_sizes=(32,), max_iter=3, random_state=0)
 GRID = {"n_components": [2, 4]}
 
 

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from conftest import FAST
 
 from skvae import GaussianVAE, SparseVAE
 from skvae import diagnostics as dg
 
-FAST = dict(n_components=4, hidden_layer_sizes=(32,), max_iter=5, random_state=0)
+FIVE_EPOCHS = {**FAST, "max_iter": 5}
 
 
 def test_hoyer_sparsity_standardizes_each_dimension():
@@ -30,7 +31,7 @@ def test_hoyer_sparsity_standardizes_each_dimension():
 @pytest.fixture(scope="module")
 def gaussian_vae(small_digits):
     X, _ = small_digits
-    return GaussianVAE(**FAST).fit(X)
+    return GaussianVAE(**FIVE_EPOCHS).fit(X)
 
 
 def test_active_units_count_the_varying_dimensions(gaussian_vae, small_digits):
@@ -53,7 +54,7 @@ def test_kl_per_dimension_is_the_closed_form(gaussian_vae, small_digits):
 
 def test_kl_per_dimension_by_monte_carlo_is_deterministic(small_digits):
     X, _ = small_digits
-    vae = SparseVAE(**FAST).fit(X)
+    vae = SparseVAE(**FIVE_EPOCHS).fit(X)
     assert not vae.module_.analytic_kl
     kl = dg.kl_per_dimension(vae, X)
     assert kl.shape == (4,)
@@ -62,7 +63,7 @@ def test_kl_per_dimension_by_monte_carlo_is_deterministic(small_digits):
 
 def test_importance_weighted_log_likelihood_tightens_the_elbo(small_digits):
     X, _ = small_digits
-    vae = SparseVAE(**{**FAST, "likelihood": "bernoulli"}).fit(X)
+    vae = SparseVAE(**{**FIVE_EPOCHS, "likelihood": "bernoulli"}).fit(X)
     rows = X[:100]
     elbo = vae.score_samples(rows).mean()
     few = dg.log_likelihood(vae, rows, n_samples=10).mean()

@@ -1,29 +1,125 @@
-"""Everyday features: sparse input, count likelihoods, pandas names, progress bars."""
+"""The estimators among other libraries: scikit-learn's Pipeline, GridSearchCV and clone, pandas
+and set_output, SciPy sparse input, tqdm progress bars; and an import that changes nothing."""
 
 import re
+import subprocess
 import sys
 
+import joblib
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sklearn.datasets import make_multilabel_classification
+import torch
+from conftest import FAST
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler
 
-from skvae import GaussianVAE, SparseVAE
+from skvae import SparseVAE
 from skvae._training import INFERENCE_BATCH_SIZE
 
-FAST = dict(n_components=4, hidden_layer_sizes=(32,), max_iter=5, random_state=0)
+#: Five epochs, which the progress bar shows as 5/5.
+FIVE_EPOCHS = {**FAST, "max_iter": 5}
 
 
-@pytest.fixture(scope="module")
-def counts():
-    """Bag-of-words counts from scikit-learn's topic-model generator, as CSR."""
-    X, _ = make_multilabel_classification(
-        n_samples=400, n_features=60, n_classes=5, sparse=True, random_state=0
-    )
-    return X
+# -- scikit-learn -----------------------------------------------------------------------------
 
 
-# -- sparse input ---------------------------------------------------------------------------
+def test_pipeline_with_cauchy_prior(small_digits):
+    X, _ = small_digits
+    pipe = Pipeline([("scale", MinMaxScaler()), ("vae", SparseVAE(prior="cauchy", **FAST))])
+    Z = pipe.fit(X).transform(X)
+    assert Z.shape == (len(X), 4)
+    assert np.isfinite(Z).all()
+    X_back = pipe.inverse_transform(Z)
+    assert X_back.shape == X.shape
+    assert pipe.named_steps["vae"].sample(5, random_state=0).shape == (5, X.shape[1])
+    assert np.isfinite(pipe.score(X))
+
+
+def test_grid_search_selects_on_elbo_in_parallel(small_digits):
+    X, _ = small_digits
+    pipe = Pipeline([("scale", MinMaxScaler()), ("vae", SparseVAE(prior="cauchy", **FAST))])
+    grid = {"vae__n_components": [1, 6]}
+    search = GridSearchCV(pipe, grid, cv=3, n_jobs=2).fit(X)
+    scores = search.cv_results_["mean_test_score"]
+    # The default scorer is the pipeline's score: the VAE's mean ELBO, computed the same way
+    # in the workers as here.
+    for params, score in zip(search.cv_results_["params"], scores, strict=True):
+        expected = cross_val_score(clone(pipe).set_params(**params), X, cv=3).mean()
+        assert score == pytest.approx(expected, rel=1e-6)
+    assert search.best_params_ == {"vae__n_components": 6}
+    assert search.best_index_ == np.argmax(scores)
+
+
+def test_grid_search_workers_limit_torch_threads(small_digits):
+    X, _ = small_digits
+
+    def torch_threads(estimator, X, y=None):
+        return torch.get_num_threads()
+
+    search = GridSearchCV(
+        SparseVAE(**FAST), {"n_components": [2, 3]}, cv=2, n_jobs=2, scoring=torch_threads
+    ).fit(X)
+    per_worker = max(1, joblib.cpu_count() // 2)
+    assert (search.cv_results_["mean_test_score"] <= per_worker).all()
+
+
+def test_features_for_a_classifier(digits):
+    X, y = digits
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    vae = SparseVAE(n_components=16, hidden_layer_sizes=(128,), max_iter=30, random_state=0)
+    clf = Pipeline([("vae", vae), ("clf", LogisticRegression(max_iter=2000))])
+    accuracy = clf.fit(X_train, y_train).score(X_test, y_test)
+    assert accuracy > 0.85
+
+
+def test_clone_gives_an_unfitted_copy(fitted):
+    copy = clone(fitted)
+    assert copy.get_params() == fitted.get_params()
+    assert not hasattr(copy, "module_")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_outputs_keep_the_input_dtype(fitted, small_digits, dtype):
+    X, _ = small_digits
+    Z = fitted.transform(X.astype(dtype))
+    assert Z.dtype == dtype and Z.shape == (len(X), 4)
+    X_back = fitted.inverse_transform(Z)
+    assert X_back.dtype == dtype and X_back.shape == X.shape
+
+
+# -- pandas -----------------------------------------------------------------------------------
+
+
+def test_feature_names_and_pandas_output(small_digits):
+    pd = pytest.importorskip("pandas")
+    X, _ = small_digits
+    frame = pd.DataFrame(X, columns=[f"pixel{i}" for i in range(X.shape[1])])
+    vae = SparseVAE(**FAST).set_output(transform="pandas").fit(frame)
+    Z = vae.transform(frame)
+    assert list(Z.columns) == [f"sparsevae{i}" for i in range(4)]
+    assert list(vae.get_feature_names_out()) == list(Z.columns)
+    assert list(vae.feature_names_in_) == list(frame.columns)
+
+
+def test_inverse_transform_and_sample_return_the_training_columns(small_digits):
+    pd = pytest.importorskip("pandas")
+    X, _ = small_digits
+    columns = [f"pixel{i}" for i in range(X.shape[1])]
+    vae = SparseVAE(**FIVE_EPOCHS).fit(pd.DataFrame(X, columns=columns))
+    back = vae.inverse_transform(vae.transform(pd.DataFrame(X, columns=columns)))
+    assert isinstance(back, pd.DataFrame) and list(back.columns) == columns
+    draws = vae.sample(3, random_state=0)
+    assert isinstance(draws, pd.DataFrame) and list(draws.columns) == columns
+    array_model = SparseVAE(**FIVE_EPOCHS).fit(X)
+    assert isinstance(array_model.inverse_transform(array_model.transform(X)), np.ndarray)
+    assert isinstance(array_model.sample(3), np.ndarray)
+
+
+# -- sparse input -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
@@ -31,8 +127,8 @@ def counts():
 def test_sparse_input_gives_the_dense_results(counts, fmt, likelihood):
     sparse = counts.asformat(fmt)
     dense = counts.toarray()
-    on_sparse = SparseVAE(**FAST, likelihood=likelihood).fit(sparse)
-    on_dense = SparseVAE(**FAST, likelihood=likelihood).fit(dense)
+    on_sparse = SparseVAE(**FIVE_EPOCHS, likelihood=likelihood).fit(sparse)
+    on_dense = SparseVAE(**FIVE_EPOCHS, likelihood=likelihood).fit(dense)
     assert on_sparse.loss_curve_ == on_dense.loss_curve_
     np.testing.assert_array_equal(on_sparse.transform(sparse), on_dense.transform(dense))
     assert on_sparse.score(sparse) == on_dense.score(dense)
@@ -55,70 +151,14 @@ def test_sparse_input_is_densified_one_batch_at_a_time(counts, monkeypatch):
     assert shapes and max(shapes) <= INFERENCE_BATCH_SIZE < X.shape[0]
 
 
-def test_sparse_early_stopping_keeps_the_validation_rows_sparse(counts):
-    vae = SparseVAE(**{**FAST, "early_stopping": True}).fit(counts)
-    assert len(vae.validation_scores_) == vae.n_iter_
-
-
-# -- count likelihoods ----------------------------------------------------------------------
-
-
-def test_negative_binomial_fits_overdispersed_counts_better_than_poisson():
-    rng = np.random.RandomState(0)
-    mean = np.exp(rng.normal(1.0, 0.5, size=(1, 30)))
-    theta = 0.5  # strong overdispersion: variance = mean + mean^2 / 0.5
-    X = rng.poisson(rng.gamma(theta, mean / theta, size=(800, 30))).astype(float)
-    scores = {
-        lik: GaussianVAE(**{**FAST, "max_iter": 30, "likelihood": lik}).fit(X).score(X)
-        for lik in ["poisson", "negative-binomial"]
-    }
-    assert scores["negative-binomial"] > scores["poisson"] + 5
-
-
-@pytest.mark.parametrize("likelihood", ["poisson", "negative-binomial"])
-def test_count_likelihoods_sample_counts(counts, likelihood):
-    vae = SparseVAE(**FAST, likelihood=likelihood).fit(counts)
-    draws = vae.sample(50, random_state=0)
-    assert draws.shape == (50, counts.shape[1])
-    assert (draws >= 0).all() and (draws == np.round(draws)).all()
-    np.testing.assert_array_equal(draws, vae.sample(50, random_state=0))
-    assert (vae.inverse_transform(vae.transform(counts)) > 0).all()  # Poisson/NB means
-
-
-@pytest.mark.parametrize("likelihood", ["poisson", "negative-binomial"])
-@pytest.mark.parametrize("bad, value", [(-1.0, "-1"), (0.5, "0.5")])
-def test_count_likelihoods_refuse_non_counts(counts, likelihood, bad, value):
-    X = counts.toarray()
-    X[3, 4] = bad
-    with pytest.raises(ValueError, match=rf"needs counts \(non-negative integers\).*{value}"):
-        SparseVAE(**FAST, likelihood=likelihood).fit(X)
-
-
-# -- pandas ---------------------------------------------------------------------------------
-
-
-def test_inverse_transform_and_sample_return_the_training_columns(small_digits):
-    pd = pytest.importorskip("pandas")
-    X, _ = small_digits
-    columns = [f"pixel{i}" for i in range(X.shape[1])]
-    vae = SparseVAE(**FAST).fit(pd.DataFrame(X, columns=columns))
-    back = vae.inverse_transform(vae.transform(pd.DataFrame(X, columns=columns)))
-    assert isinstance(back, pd.DataFrame) and list(back.columns) == columns
-    draws = vae.sample(3, random_state=0)
-    assert isinstance(draws, pd.DataFrame) and list(draws.columns) == columns
-    array_model = SparseVAE(**FAST).fit(X)
-    assert isinstance(array_model.inverse_transform(array_model.transform(X)), np.ndarray)
-    assert isinstance(array_model.sample(3), np.ndarray)
-
-
-# -- progress -------------------------------------------------------------------------------
+# -- progress bars ----------------------------------------------------------------------------
 
 
 def test_progress_bar_on_a_terminal(small_digits, capsys, monkeypatch):
     pytest.importorskip("tqdm")
     X, _ = small_digits
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
-    SparseVAE(**{**FAST, "verbose": 1}).fit(X)
+    SparseVAE(**{**FIVE_EPOCHS, "verbose": 1}).fit(X)
     out = capsys.readouterr().out
     assert re.search(r"SparseVAE: 100%.*\| 5/5 .*loss = -?\d+\.\d\d", out)
     assert "[SparseVAE] Iteration" not in out
@@ -128,6 +168,17 @@ def test_plain_lines_without_tqdm(small_digits, capsys, monkeypatch):
     X, _ = small_digits
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     monkeypatch.setitem(sys.modules, "tqdm", None)  # as if tqdm were not installed
-    SparseVAE(**{**FAST, "verbose": 1}).fit(X)
+    SparseVAE(**{**FIVE_EPOCHS, "verbose": 1}).fit(X)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 5 and all(line.startswith("[SparseVAE] Iteration") for line in lines)
+
+
+# -- import -----------------------------------------------------------------------------------
+
+
+def test_stdout_is_clean_on_import():
+    # What import changes in torch is checked in tests/test_families.py.
+    out = subprocess.run(
+        [sys.executable, "-c", "import skvae"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout == "" and out.stderr == ""

@@ -16,7 +16,7 @@ ESTIMATORS = [
     SparseVAE(prior="student-t", posterior="cauchy", activation="tanh", **CHEAP),
     # posterior='cauchy' with a normal or Laplace prior has an infinite KL, and with a ReLU
     # or linear decoder an infinite expected log-likelihood: both are refused at fit
-    # (tests/test_vae.py::test_infinite_kl_pairs_are_refused and
+    # (tests/test_families.py::test_infinite_kl_pairs_are_refused and
     # test_cauchy_posterior_needs_a_bounded_decoder).
 ]
 
@@ -24,7 +24,7 @@ ESTIMATORS = [
 FLOAT32_REASON = (
     "skvae computes in float32, torch's default: BLAS kernels chosen by batch size change "
     "results by about one float32 ulp (1e-7 relative), above this check's atol=1e-7. Row "
-    "independence is tested at float32 tolerance in tests/test_vae.py."
+    "independence is tested at float32 tolerance in tests/test_randomness.py."
 )
 
 

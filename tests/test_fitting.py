@@ -1,0 +1,384 @@
+"""Fitting: fit and partial_fit, warm start, the stopping rule and early stopping, divergence and
+interruption, the KL warm-up, verbose output, and the training loop's parts.
+
+Tests reach inside a fit through the estimators' seams, in small subclasses defined here:
+``_run_epoch`` (one pass over the data) and ``_validation_split`` (the data early stopping
+holds out), never by patching skvae's module globals.
+"""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from conftest import FAST, same_weights, weights
+from sklearn.decomposition import FactorAnalysis
+from sklearn.exceptions import ConvergenceWarning
+
+from skvae import GaussianVAE, SparseVAE
+from skvae._training import (
+    FLUSH_INTERVAL,
+    flush_subnormal_moments,
+    inference_batch_size,
+    make_optimizer,
+)
+
+
+def recording_splits(estimator_class):
+    """A subclass of ``estimator_class`` whose early-stopping fits record the training and
+    validation data they hold (``_validation_split``), and the list they go to."""
+    splits = []
+
+    class RecordingSplits(estimator_class):
+        def _validation_split(self, X, device):
+            splits.append(super()._validation_split(X, device))
+            return splits[-1]
+
+    return RecordingSplits, splits
+
+
+def _as_array(X):
+    """Data as held during fit (a tensor or a CSR matrix), as the estimators take it."""
+    return X if sp.issparse(X) else X.cpu().numpy()
+
+
+# -- fit and partial_fit ----------------------------------------------------------------------
+
+
+def test_training_lowers_the_loss(small_digits):
+    X, _ = small_digits
+    vae = GaussianVAE(**{**FAST, "max_iter": 20}).fit(X)
+    assert len(vae.loss_curve_) == vae.n_iter_ == 20
+    assert vae.loss_curve_[-1] < vae.loss_curve_[0]
+    assert vae.best_loss_ == min(vae.loss_curve_)
+    assert vae.validation_scores_ is None and vae.best_validation_score_ is None
+
+
+def test_score_lower_bounds_the_exact_log_likelihood():
+    # A linear decoder with a normal prior and Gaussian likelihood has an exact marginal,
+    # p(x) = N(b, W W^T + diag(sigma^2)); the ELBO must bound it from below, in nats.
+    rng = np.random.RandomState(0)
+    latent = rng.normal(size=(400, 2))
+    X = latent @ rng.normal(size=(2, 5)) + 0.3 * rng.normal(size=(400, 5))
+    vae = GaussianVAE(
+        n_components=2,
+        hidden_layer_sizes=(),
+        learning_rate=1e-2,
+        batch_size=64,
+        max_iter=300,
+        n_mc_samples=2000,
+        random_state=0,
+    ).fit(X)
+    decoder, likelihood = vae.module_.decoder[-1], vae.module_.likelihood
+    with torch.no_grad():
+        W, b = decoder.weight.double().cpu().numpy(), decoder.bias.double().cpu().numpy()
+        sigma = likelihood.min_scale + torch.nn.functional.softplus(likelihood.raw_scale)
+        sigma = sigma.double().cpu().numpy()
+    cov = W @ W.T + np.diag(sigma**2)
+    diff = X - b
+    _, logdet = np.linalg.slogdet(cov)
+    mahalanobis = np.einsum("ij,ij->i", diff @ np.linalg.inv(cov), diff)
+    exact = -0.5 * (mahalanobis + logdet + X.shape[1] * np.log(2 * np.pi))
+    elbo = vae.score_samples(X)
+    assert elbo.mean() <= exact.mean() + 0.01
+    assert exact.mean() - elbo.mean() < 0.1  # the bound is tight for a well-fitted model
+    # And the model nearly reaches the maximum-likelihood linear Gaussian model.
+    assert vae.score(X) > FactorAnalysis(n_components=2).fit(X).score(X) - 0.1
+
+
+def test_partial_fit_runs_one_epoch_per_call(small_digits):
+    X, _ = small_digits
+    vae = SparseVAE(**FAST)
+    for n_iter in (1, 2, 3):
+        vae.partial_fit(X)
+        assert vae.n_iter_ == n_iter == len(vae.loss_curve_)
+    with pytest.raises(ValueError, match="X has 63 features, but SparseVAE is expecting 64"):
+        vae.partial_fit(X[:, :-1])
+
+
+def test_partial_fit_keeps_the_validation_record_of_an_early_stopping_fit(small_digits):
+    # partial_fit refuses early_stopping=True (tests/test_input_validation.py); with it off, a
+    # partial_fit continues the model and leaves what the last fit recorded on held-out data.
+    X, _ = small_digits
+    vae = SparseVAE(**{**FAST, "early_stopping": True}).fit(X)
+    scores, best = list(vae.validation_scores_), vae.best_validation_score_
+    assert len(scores) == 3 and best == max(scores)
+    vae.set_params(early_stopping=False).partial_fit(X)
+    assert vae.n_iter_ == len(vae.loss_curve_) == 4
+    assert vae.validation_scores_ == scores and vae.best_validation_score_ == best
+    # A new fit without early stopping starts a record without validation scores.
+    vae.fit(X)
+    assert vae.validation_scores_ is None and vae.best_validation_score_ is None
+
+
+def test_warm_start_continues_and_keeps_the_architecture(small_digits):
+    X, _ = small_digits
+    vae = SparseVAE(**{**FAST, "warm_start": True}).fit(X)
+    module = vae.module_
+    vae.fit(X)
+    assert vae.module_ is module and vae.n_iter_ == 2 * FAST["max_iter"]
+    with pytest.raises(ValueError, match="n_components=4 using n_components=5"):
+        vae.set_params(n_components=5).fit(X)
+    vae.set_params(n_components=4, warm_start=False).fit(X)
+    assert vae.module_ is not module and vae.n_iter_ == FAST["max_iter"]
+
+
+# -- the stopping rule and early stopping ------------------------------------------------------
+
+
+def test_non_convergence_warns_and_convergence_does_not(small_digits, recwarn):
+    X, _ = small_digits
+    with pytest.warns(ConvergenceWarning, match=r"maximum iterations \(3\) reached"):
+        SparseVAE(**FAST).fit(X)
+    # A loose tolerance stops early without a warning: the first epoch improves on nothing,
+    # and training stops after n_iter_no_change + 1 epochs that improve by less than tol.
+    vae = SparseVAE(**{**FAST, "max_iter": 50, "tol": 100.0, "n_iter_no_change": 2}).fit(X)
+    assert vae.n_iter_ == 4
+    assert not [w for w in recwarn if issubclass(w.category, ConvergenceWarning)]
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_tol_none_runs_max_iter_epochs_without_a_warning(small_digits, early_stopping):
+    X, _ = small_digits
+    params = {**FAST, "max_iter": 6, "n_iter_no_change": 1, "early_stopping": early_stopping}
+    # An unreachable tol stops after n_iter_no_change + 1 epochs without improvement...
+    assert SparseVAE(**{**params, "tol": 1e9}).fit(X).n_iter_ == 3
+    # ...and tol=None turns the rule off: every epoch runs, and none is a failure to converge.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        vae = SparseVAE(**{**params, "tol": None}).fit(X)
+    assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert vae.n_iter_ == len(vae.loss_curve_) == 6
+    if early_stopping:
+        assert len(vae.validation_scores_) == 6
+    else:
+        assert vae.best_loss_ == min(vae.loss_curve_)
+
+
+def test_early_stopping_tracks_the_validation_elbo(small_digits):
+    X, _ = small_digits
+    vae = SparseVAE(**{**FAST, "max_iter": 8, "early_stopping": True}).fit(X)
+    assert len(vae.validation_scores_) == vae.n_iter_
+    assert vae.best_validation_score_ == max(vae.validation_scores_)
+    assert vae.best_loss_ is None
+
+
+def test_early_stopping_restores_the_best_weights(small_digits):
+    X, _ = small_digits
+    RecordingSparseVAE, splits = recording_splits(SparseVAE)
+    params = dict(FAST, max_iter=200, early_stopping=True, tol=0.0, n_iter_no_change=1)
+    vae = RecordingSparseVAE(**params).fit(X)
+    (_, X_val), *_ = splits
+    assert vae.n_iter_ < 200  # stopped early, after epochs that did not improve
+    assert vae.validation_scores_[-1] < vae.best_validation_score_
+    assert vae.score(_as_array(X_val)) == pytest.approx(vae.best_validation_score_, rel=1e-6)
+
+
+def test_early_stopping_without_tol_keeps_the_best_weights(small_digits):
+    # tol=None runs every epoch; the weights kept are still those of the best validation ELBO,
+    # here not the last epoch's.
+    X, _ = small_digits
+    RecordingSparseVAE, splits = recording_splits(SparseVAE)
+    params = dict(FAST, max_iter=10, early_stopping=True, tol=None)
+    # A large step on small batches: the validation ELBO peaks in epoch 7 (seed 0).
+    params.update(learning_rate=3e-2, batch_size=32)
+    vae = RecordingSparseVAE(**params).fit(X)
+    (_, X_val), *_ = splits
+    assert vae.n_iter_ == len(vae.validation_scores_) == 10
+    assert vae.validation_scores_[-1] < vae.best_validation_score_ == max(vae.validation_scores_)
+    assert vae.score(_as_array(X_val)) == pytest.approx(vae.best_validation_score_, rel=1e-6)
+
+
+def test_sparse_early_stopping_keeps_the_validation_rows_sparse(counts):
+    RecordingSparseVAE, splits = recording_splits(SparseVAE)
+    vae = RecordingSparseVAE(**{**FAST, "max_iter": 5, "early_stopping": True}).fit(counts)
+    assert len(vae.validation_scores_) == vae.n_iter_
+    (X_train, X_val), *_ = splits
+    assert sp.issparse(X_train) and sp.issparse(X_val)
+    assert X_train.shape[0] + X_val.shape[0] == counts.shape[0]
+    assert vae.score(X_val) == pytest.approx(vae.best_validation_score_, rel=1e-6)
+
+
+# -- the KL warm-up ---------------------------------------------------------------------------
+
+
+def test_kl_warmup_weights_the_kl_of_the_first_epochs_less(small_digits):
+    # Epoch e trains with beta * e / (kl_warmup_epochs + 1), later epochs with beta: the same
+    # steps as a model whose beta is set to those weights by hand before each epoch.
+    X, _ = small_digits
+    warmed = GaussianVAE(**FAST, beta=2.0, kl_warmup_epochs=2)
+    by_hand = GaussianVAE(**FAST)
+    for beta in (2 / 3, 4 / 3, 2.0, 2.0):
+        warmed.partial_fit(X)
+        by_hand.set_params(beta=beta).partial_fit(X)
+        np.testing.assert_array_equal(warmed.score_samples(X), by_hand.score_samples(X))
+    assert warmed.loss_curve_ == by_hand.loss_curve_
+    # Without the warm-up the first epoch would differ.
+    first = GaussianVAE(**FAST, beta=2.0, kl_warmup_epochs=2).partial_fit(X).score_samples(X)
+    unwarmed = GaussianVAE(**FAST, beta=2.0).partial_fit(X).score_samples(X)
+    assert not np.array_equal(first, unwarmed)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_kl_warmup_epochs_do_not_count_towards_n_iter_no_change(small_digits, early_stopping):
+    # With an unreachable tol only an epoch with nothing to beat improves: the first one, or
+    # under plain training the first at full KL weight (a warm-up epoch's loss is not
+    # comparable; its validation ELBO is). After it training stops in n_iter_no_change + 1
+    # epochs, and no warm-up epoch counts towards them.
+    X, _ = small_digits
+    params = {**FAST, "max_iter": 20, "tol": 1e9, "n_iter_no_change": 1}
+    params["early_stopping"] = early_stopping
+    plain = GaussianVAE(**params).fit(X)
+    warmed = GaussianVAE(**params, kl_warmup_epochs=3).fit(X)
+    assert plain.n_iter_ == 1 + 2
+    assert warmed.n_iter_ == 3 + (2 if early_stopping else 1 + 2)
+
+
+# -- divergence and interruption --------------------------------------------------------------
+
+
+def test_divergence_restores_the_last_finite_state_and_warns(small_digits):
+    X, _ = small_digits
+    vae = SparseVAE(**{**FAST, "warm_start": True}).fit(X)
+    before = weights(vae)
+    vae.set_params(learning_rate=1e20)  # absurd: the weights overflow to inf, the loss to nan
+    with pytest.warns(ConvergenceWarning, match=r"diverged in epoch 4 with a nan loss"):
+        vae.fit(X)
+    assert vae.n_iter_ == 3 and len(vae.loss_curve_) == 3
+    assert same_weights(weights(vae), before)
+    assert all(torch.isfinite(w).all() for w in weights(vae).values())
+    assert np.isfinite(vae.transform(X)).all()
+
+
+def test_a_fit_without_a_single_finite_step_raises_and_keeps_the_old_model(small_digits):
+    X, _ = small_digits
+    vae = SparseVAE(**FAST).fit(X)
+    module, before = vae.module_, weights(vae)
+    vae.set_params(learning_rate=1e20)
+    with pytest.raises(ValueError, match="could not make a single finite training step"):
+        vae.fit(X)
+    assert vae.module_ is module and same_weights(weights(vae), before)
+    assert vae.n_iter_ == 3
+
+
+def test_interrupted_fit_keeps_the_last_completed_epoch(small_digits):
+    X, _ = small_digits
+    reference = SparseVAE(**{**FAST, "max_iter": 2}).fit(X)
+    calls = []
+
+    class InterruptedOnThirdEpoch(SparseVAE):
+        def _run_epoch(self, step, X, generator):
+            calls.append(1)
+            if len(calls) == 3:
+                raise KeyboardInterrupt  # as Ctrl-C during the third epoch
+            return super()._run_epoch(step, X, generator)
+
+    vae = InterruptedOnThirdEpoch(**{**FAST, "max_iter": 5})
+    with pytest.warns(UserWarning, match=r"interrupted during epoch 3.*epoch \(2\)"):
+        vae.fit(X)
+    assert vae.n_iter_ == 2 and len(vae.loss_curve_) == 2
+    assert same_weights(weights(vae), weights(reference))
+    vae.partial_fit(X)  # training goes on from there
+    assert vae.n_iter_ == 3
+
+
+# -- verbose output ---------------------------------------------------------------------------
+
+
+def test_verbose_prints_progress(small_digits, capsys):
+    X, _ = small_digits
+    SparseVAE(**{**FAST, "verbose": 1, "kl_warmup_epochs": 3}).fit(X)
+    lines = capsys.readouterr().out.splitlines()
+    pattern = (
+        r"\[SparseVAE\] Iteration (\d+), loss = -?\d+\.\d\d(?:, KL weight = ([\d.]+))?"
+        r", time = \d+\.\d\ds"
+    )
+    matches = [re.fullmatch(pattern, line) for line in lines]
+    assert [int(match.group(1)) for match in matches] == [1, 2, 3]
+    # A warm-up of 3 epochs weights the KL term by 1/4, 1/2, 3/4 in them, and says so.
+    assert [match.group(2) for match in matches] == ["0.25", "0.5", "0.75"]
+    SparseVAE(**{**FAST, "verbose": 1}).fit(X)
+    lines = capsys.readouterr().out.splitlines()
+    assert [re.fullmatch(pattern, line).group(2) for line in lines] == [None] * 3
+
+
+def test_silent_by_default(small_digits, capsys):
+    X, _ = small_digits
+    SparseVAE(**FAST).fit(X)
+    assert capsys.readouterr().out == ""
+
+
+# -- the training loop's parts ----------------------------------------------------------------
+
+
+def test_training_slices_a_seeded_permutation_without_a_dataloader(small_digits, monkeypatch):
+    X, _ = small_digits
+
+    def no_dataloader(*args, **kwargs):
+        raise AssertionError("fit must not build a DataLoader")
+
+    monkeypatch.setattr(torch.utils.data.DataLoader, "__init__", no_dataloader)
+    generators = []
+    randperm = torch.randperm
+
+    def recording_randperm(*args, **kwargs):
+        generators.append(kwargs.get("generator"))
+        return randperm(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "randperm", recording_randperm)
+    SparseVAE(**FAST).fit(X)
+    assert len(generators) == FAST["max_iter"]  # one permutation per epoch
+    assert all(isinstance(g, torch.Generator) for g in generators)
+
+
+def test_adam_is_fused_where_torch_has_the_kernel(fitted):
+    # The fused kernel makes a CPU training step about 20% faster (benchmarks/README.md).
+    assert fitted._optimizer.param_groups[0]["fused"] is True
+    elsewhere = make_optimizer([torch.nn.Parameter(torch.zeros(2, device="meta"))])
+    assert elsewhere.param_groups[0]["fused"] is None  # torch's default implementation
+
+
+def test_inference_batches_are_larger_on_a_gpu_but_bounded_in_size():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert inference_batch_size(cpu, 784) == 4096  # a CPU batch stays in cache
+    assert inference_batch_size(cpu, 784, draws=10) == 409
+    assert inference_batch_size(cuda, 784, draws=10) == 6553  # 16 times the CPU's rows
+    assert inference_batch_size(cuda, 20000) * 20000 <= 2**26  # wide data: 256 MB at most
+    assert inference_batch_size(cuda, 10**9, draws=10) == 1
+
+
+def test_flush_zeroes_only_subnormal_moments():
+    parameter = torch.nn.Parameter(torch.zeros(5))
+    optimizer = make_optimizer([parameter])
+    parameter.grad = torch.ones(5)
+    optimizer.step()
+    values = torch.tensor([1e-39, -1e-40, 0.0, 1e-37, -2.5])  # two subnormal, three not
+    for name in ("exp_avg", "exp_avg_sq"):
+        optimizer.state[parameter][name].copy_(values)
+    flush_subnormal_moments(optimizer)
+    for name in ("exp_avg", "exp_avg_sq"):
+        expected = torch.tensor([0.0, 0.0, 0.0, 1e-37, -2.5])
+        assert torch.equal(optimizer.state[parameter][name], expected)
+
+
+def test_training_flushes_subnormal_moments_across_partial_fit_calls(small_digits):
+    # Pixel 0 of the digits is always 0, so the first layer's weights on it get exactly zero
+    # gradients and their moments only decay: a subnormal value stays subnormal for thousands
+    # of steps unless it is flushed. Calls of 3 steps each still flush every FLUSH_INTERVAL.
+    # (Only on the CPU: GPUs compute on subnormal numbers at full speed.)
+    X, _ = small_digits
+    assert not X[:, 0].any()
+    params = dict(hidden_layer_sizes=(8,), batch_size=50, random_state=0, device="cpu")
+    vae = GaussianVAE(n_components=2, **params)
+    vae.partial_fit(X[:150])
+    state = vae._optimizer.state[vae.module_.encoder[0].weight]
+    for name in ("exp_avg", "exp_avg_sq"):
+        state[name][:, 0] = 1e-39
+    while int(state["step"]) < FLUSH_INTERVAL - 3:
+        vae.partial_fit(X[:150])
+        assert (state["exp_avg_sq"][:, 0] != 0).all()  # decaying, not yet flushed
+    vae.partial_fit(X[:150])
+    for name in ("exp_avg", "exp_avg_sq"):
+        assert not state[name][:, 0].any()

@@ -1,0 +1,293 @@
+"""Input validation: bad data, parameters, codes and sizes are refused with an error that names
+the problem, and a refused call leaves a fitted model as it was."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import sklearn
+import torch
+from conftest import FAST
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+from skvae import GaussianVAE, SparseVAE
+
+
+def _snapshot(vae):
+    attributes = dict(vars(vae))
+    weights = {k: v.clone() for k, v in vae.module_.state_dict().items()}
+    return attributes, weights
+
+
+def _assert_unchanged(vae, snapshot, X):
+    attributes, weights = snapshot
+    assert vars(vae).keys() == attributes.keys()
+    fitted_state = set(attributes) - set(vae.get_params())  # set_params may change parameters
+    for name in fitted_state:
+        assert vars(vae)[name] is attributes[name], name
+    for name, value in vae.module_.state_dict().items():
+        assert torch.equal(value, weights[name]), name
+    assert np.isfinite(vae.transform(X)).all()
+
+
+def _with(X, row, col, value):
+    X = X.astype(object) if isinstance(value, str) else X.copy()
+    X[row, col] = value
+    return X
+
+
+# -- bad data ---------------------------------------------------------------------------------
+
+BAD_DATA = [
+    ("NaN", lambda X: _with(X, 0, 0, np.nan), ValueError, "Input X contains NaN"),
+    ("inf", lambda X: _with(X, 1, 2, np.inf), ValueError, "Input X contains infinity"),
+    ("-inf", lambda X: _with(X, 1, 2, -np.inf), ValueError, "Input X contains infinity"),
+    ("strings", lambda X: _with(X, 0, 0, "a"), ValueError, "could not convert string"),
+    ("empty", lambda X: X[:0], ValueError, "0 sample"),
+    ("1-D", lambda X: X[0], ValueError, "Expected 2D array, got 1D array"),
+    ("complex", lambda X: X + 1j, ValueError, "Complex data not supported"),
+]
+
+
+@pytest.mark.parametrize("name, corrupt, error, message", BAD_DATA, ids=[c[0] for c in BAD_DATA])
+@pytest.mark.parametrize("method", ["fit", "partial_fit", "transform", "score", "score_samples"])
+def test_bad_data_is_refused_and_leaves_the_model_unchanged(
+    fitted, small_digits, name, corrupt, error, message, method
+):
+    X, _ = small_digits
+    vae = pickle.loads(pickle.dumps(fitted))
+    snapshot = _snapshot(vae)
+    with pytest.raises(error, match=message):
+        getattr(vae, method)(corrupt(X))
+    _assert_unchanged(vae, snapshot, X)
+
+
+@pytest.mark.parametrize("method", ["transform", "score", "score_samples", "partial_fit"])
+def test_wrong_width_is_refused(fitted, small_digits, method):
+    X, _ = small_digits
+    vae = pickle.loads(pickle.dumps(fitted))
+    snapshot = _snapshot(vae)
+    with pytest.raises(ValueError, match="X has 10 features, but SparseVAE is expecting 64"):
+        getattr(vae, method)(X[:, :10])
+    _assert_unchanged(vae, snapshot, X)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit", "transform", "score"])
+def test_bernoulli_refuses_data_outside_the_unit_interval(small_digits, method):
+    X, _ = small_digits
+    vae = SparseVAE(**{**FAST, "likelihood": "bernoulli"}).fit(X)
+    snapshot = _snapshot(vae)
+    with pytest.raises(ValueError, match=r"likelihood='bernoulli' needs data in \[0, 1\]"):
+        getattr(vae, method)(X * 16)
+    _assert_unchanged(vae, snapshot, X)
+
+
+@pytest.mark.parametrize("likelihood", ["poisson", "negative-binomial"])
+@pytest.mark.parametrize("bad, value", [(-1.0, "-1"), (0.5, "0.5")])
+def test_count_likelihoods_refuse_non_counts(counts, likelihood, bad, value):
+    X = counts.toarray()
+    X[3, 4] = bad
+    with pytest.raises(ValueError, match=rf"needs counts \(non-negative integers\).*{value}"):
+        SparseVAE(**{**FAST, "max_iter": 5}, likelihood=likelihood).fit(X)
+
+
+def test_refit_on_bad_frame_keeps_feature_names(small_digits):
+    pd = pytest.importorskip("pandas")
+    X, _ = small_digits
+    columns = [f"pixel{i}" for i in range(X.shape[1])]
+    vae = SparseVAE(**FAST).fit(pd.DataFrame(X, columns=columns))
+    snapshot = _snapshot(vae)
+    renamed = pd.DataFrame(_with(X, 0, 0, np.nan), columns=[c.upper() for c in columns])
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        vae.fit(renamed)
+    _assert_unchanged(vae, snapshot, pd.DataFrame(X, columns=columns))
+    assert list(vae.feature_names_in_) == columns
+
+
+def test_renamed_columns_are_refused(fitted_frame_model):
+    vae, frame = fitted_frame_model
+    renamed = frame.rename(columns={"pixel0": "intensity0"})
+    with pytest.raises(ValueError, match="feature names should match"):
+        vae.transform(renamed)
+
+
+@pytest.mark.parametrize("method", ["fit", "transform", "score"])
+def test_values_beyond_float32_are_refused(small_digits, method):
+    X, _ = small_digits
+    vae = SparseVAE(**FAST).fit(X)
+    huge = X.copy()
+    huge[0, 0] = 1e300
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        getattr(vae, method)(huge)
+
+
+CONTAINERS = {
+    "float32": lambda X: X.astype(np.float32),
+    "fortran": np.asfortranarray,
+    "read-only": lambda X: np.lib.stride_tricks.as_strided(X, writeable=False),
+    "csr": lambda X: sp.csr_matrix(X),
+}
+PROBLEMS = [
+    (np.nan, "Input X contains NaN"),
+    (np.inf, "Input X contains infinity"),
+    (-np.inf, "Input X contains infinity"),
+    (1.5, r"needs data in \[0, 1\], got values in \[0, 1.5\]"),
+]
+
+
+@pytest.mark.parametrize("value, message", PROBLEMS, ids=["nan", "inf", "-inf", "range"])
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_the_one_pass_check_names_each_problem(small_digits, container, value, message):
+    # Valid data costs one min/max pass; bad data then gets scikit-learn's own messages, in
+    # every memory layout the pass handles differently.
+    X, _ = small_digits
+    vae = GaussianVAE(**{**FAST, "likelihood": "bernoulli"}).fit(X)
+    bad = X.copy()
+    bad[3, 5] = value
+    for method in ("transform", "score_samples"):
+        with pytest.raises(ValueError, match=message):
+            getattr(vae, method)(CONTAINERS[container](bad))
+    assert np.isfinite(vae.score_samples(CONTAINERS[container](X))).all()
+
+
+def test_assume_finite_skips_only_the_finiteness_check(small_digits):
+    X, _ = small_digits
+    vae = GaussianVAE(**{**FAST, "likelihood": "bernoulli"}).fit(X)
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with sklearn.config_context(assume_finite=True):
+        assert np.isnan(vae.transform(bad)[0]).all()  # scikit-learn's contract: no check
+        with pytest.raises(ValueError, match="needs data in"):
+            vae.transform(X * 2)  # the likelihood's range is still checked
+
+
+# -- data that is accepted --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int64, np.uint8, bool])
+def test_other_numeric_dtypes_are_converted(small_digits, dtype):
+    X, _ = small_digits
+    data = (X > 0.5) if dtype is bool else (X * 16).astype(dtype)
+    vae = SparseVAE(**FAST).fit(data)
+    assert vae.transform(data).dtype == np.float64
+    assert np.isfinite(vae.score(data))
+
+
+def test_read_only_memmap_input_works_without_warnings(small_digits, tmp_path):
+    X, _ = small_digits
+    path = tmp_path / "X.npy"
+    np.save(path, X.astype(np.float32))
+    memmap = np.load(path, mmap_mode="r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        vae = SparseVAE(**{**FAST, "max_iter": 50, "tol": 1e3}).fit(memmap)
+        vae.transform(memmap)
+        vae.score(memmap)
+    assert not memmap.flags.writeable
+
+
+# -- bad parameters, codes and sizes ----------------------------------------------------------
+
+BAD_PARAMS = [
+    ({"n_components": 0}, ValueError, "'n_components' parameter of SparseVAE must be an int"),
+    ({"prior": "gauss"}, ValueError, "'prior' parameter of SparseVAE must be a str among"),
+    ({"learning_rate": -1.0}, ValueError, "'learning_rate' parameter"),
+    ({"batch_size": 2.5}, TypeError, "'batch_size' parameter"),
+    ({"hidden_layer_sizes": (16, 0)}, ValueError, "hidden_layer_sizes must be positive"),
+    ({"device": "nonsense"}, ValueError, "device='nonsense' is not a torch device"),
+    ({"posterior": "cauchy", "prior": "laplace"}, ValueError, "infinite KL divergence"),
+]
+if not torch.cuda.is_available():
+    BAD_PARAMS.append(({"device": "cuda"}, ValueError, "CUDA is not available"))
+
+
+@pytest.mark.parametrize("params, error, message", BAD_PARAMS)
+def test_bad_parameters_are_refused_and_leave_the_model_unchanged(
+    fitted, small_digits, params, error, message
+):
+    X, _ = small_digits
+    vae = pickle.loads(pickle.dumps(fitted))
+    snapshot = _snapshot(vae)
+    vae.set_params(**params)
+    with pytest.raises(error, match=message):
+        vae.fit(X)
+    _assert_unchanged(vae, snapshot, X)
+
+
+def test_partial_fit_refuses_early_stopping_and_leaves_the_model_unchanged(fitted, small_digits):
+    # As MLPClassifier does: one pass over a chunk has no held-out data to stop on.
+    X, _ = small_digits
+    message = "partial_fit does not support early_stopping=True"
+    vae = pickle.loads(pickle.dumps(fitted))
+    snapshot = _snapshot(vae)
+    vae.set_params(early_stopping=True)
+    with pytest.raises(ValueError, match=message):
+        vae.partial_fit(X)
+    _assert_unchanged(vae, snapshot, X)
+    unfitted = SparseVAE(**FAST, early_stopping=True)
+    with pytest.raises(ValueError, match=message):
+        unfitted.partial_fit(X)
+    assert not hasattr(unfitted, "module_") and not hasattr(unfitted, "n_features_in_")
+
+
+def test_bad_codes_for_inverse_transform(fitted):
+    with pytest.raises(ValueError, match="X has 3 features, but SparseVAE is expecting 4"):
+        fitted.inverse_transform(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="Input contains NaN"):
+        fitted.inverse_transform(np.full((2, 4), np.nan))
+
+
+def test_bad_sample_sizes(fitted):
+    with pytest.raises(ValueError, match="n_samples == 0, must be >= 1"):
+        fitted.sample(0)
+    with pytest.raises(TypeError, match="n_samples must be an instance of int"):
+        fitted.sample(1.5)
+
+
+def test_unfitted_model_says_so():
+    for method, arg in [("transform", np.zeros((1, 2))), ("inverse_transform", np.zeros((1, 2)))]:
+        with pytest.raises(NotFittedError):
+            getattr(SparseVAE(), method)(arg)
+    with pytest.raises(NotFittedError):
+        SparseVAE().sample()
+
+
+# -- any input --------------------------------------------------------------------------------
+
+FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64)
+ARRAYS = hnp.arrays(
+    np.float64, hnp.array_shapes(min_dims=1, max_dims=2, max_side=6), elements=FLOATS
+)
+PARAMS = st.fixed_dictionaries(
+    {
+        "n_components": st.integers(1, 3),
+        "prior": st.sampled_from(["cauchy", "laplace", "student-t"]),
+        "likelihood": st.sampled_from(["gaussian", "bernoulli"]),
+        "beta": st.floats(0, 4),
+        "kl_warmup_epochs": st.integers(0, 3),
+        "batch_size": st.integers(1, 8),
+        "learning_rate": st.floats(1e-4, 1.0),
+    }
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(X=ARRAYS, params=PARAMS)
+def test_any_input_gives_a_clean_error_or_finite_results(X, params):
+    vae = SparseVAE(hidden_layer_sizes=(4,), max_iter=2, random_state=0, **params)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            vae.fit(X)
+    except (ValueError, TypeError) as error:
+        assert str(error)
+        return
+    assert np.isfinite(vae.transform(X)).all()
+    assert np.isfinite(vae.score_samples(X)).all()
+    assert np.isfinite(vae.inverse_transform(vae.transform(X))).all()
+    assert np.isfinite(vae.sample(3, random_state=0)).all()
