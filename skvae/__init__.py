@@ -6,7 +6,7 @@ latent code, :class:`GaussianVAE` the standard normal one. Both are transformers
 around a PyTorch module.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 from ._persistence import load, save  # noqa: E402  (reads __version__)
 from ._vae import GaussianVAE, SparseVAE  # noqa: E402

@@ -3,16 +3,17 @@ and likelihoods p(x|z).
 
 Everything else reads what it needs from these registries: the estimators' parameter options
 and checks, the torch module's parts and buffers, persistence and sampling. Adding a family is
-one registration here (and its line in the docs); see the contributor's note in the user
-guide for a worked example.
+one registration here (and its line in the docs); ``docs/contributing.rst`` has a worked
+example.
 
 - A **prior** is a :class:`Prior`: a factory of the distribution of each latent coordinate
-  from its location, scale and the family's hyper-parameters (``params``, with the name of
-  the estimator parameter that sets each, e.g. Student-t's ``df``).
+  from its location, scale and the family's hyper-parameters (``params``, with defaults;
+  Student-t's ``df`` is set by SparseVAE's ``df``).
 - A **posterior** is a :class:`Posterior`: how the encoder's outputs become q(z|x), the
-  deterministic code that ``transform`` returns, and a reparameterized draw from uniform
-  noise.
-- A **likelihood** is an ``nn.Module`` head registered with :func:`register_likelihood`: it
+  deterministic code that ``transform`` returns, a reparameterized draw from uniform
+  noise, and the KL term; its hyper-parameters come from ``posterior_params``.
+- A **likelihood** is a :class:`Likelihood` head registered with
+  :func:`register_likelihood`: it
   turns the decoder's output into p(x|z), and says which data it models (``support``,
   ``integer_valued``, ``check_data``), how to start from the data's mean and spread
   (``reset_parameters``) and how to draw from p(x|z) with an explicit generator (``sample``).
@@ -29,14 +30,13 @@ must neither depend on nor advance.
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from scipy import special
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils._param_validation import _Constraint as Constraint
 from torch import nn
 from torch.distributions import (
     Bernoulli,
@@ -70,7 +70,13 @@ def _inverse_cdf_sample(distribution, sample_shape, generator):
 
 
 def _registered(kind, name):
-    return _REGISTRIES[kind][name]
+    try:
+        return _REGISTRIES[kind][name]
+    except KeyError:
+        raise ValueError(
+            f"The {kind} family {name!r} is not registered here; register it (as where the "
+            "model was fitted) before loading the model."
+        ) from None
 
 
 _REGISTRIES = {}
@@ -95,30 +101,41 @@ class _Registry(dict):
         _REGISTRIES[kind] = self
 
     def register(self, family):
+        """Add ``family`` under its ``name``, which must be new; returns the family."""
         if family.name in self:
             raise ValueError(f"A {self.kind} named {family.name!r} is registered already.")
         self[family.name] = family
         return family
 
     def constraint(self, where=None):
-        """The estimator parameter constraint that accepts the registered names (those of the
-        families ``where`` accepts); see :class:`_RegisteredNames`."""
-        return _RegisteredNames(self, where)
+        """scikit-learn's ``StrOptions`` over the registered names (of the families ``where``
+        accepts), read when a parameter is validated: a family registered after
+        ``import skvae`` is accepted like the others."""
+        return StrOptions(_Names(self, where))
 
 
-class _RegisteredNames(StrOptions):
-    """scikit-learn's ``StrOptions`` over the names in a registry, read when a parameter is
-    validated: a family registered after ``import skvae`` is accepted like the others."""
+class _Names(Set):
+    """A live view of the names in a registry, in the order of registration."""
 
     def __init__(self, registry, where=None):
-        Constraint.__init__(self)
-        self.type, self.deprecated = str, set()
         self._registry, self._where = registry, where
 
-    @property
-    def options(self):
-        where = self._where  # a list, in the order of registration, for the error messages
+    def _names(self):
+        where = self._where
         return [name for name, family in self._registry.items() if where is None or where(family)]
+
+    def __contains__(self, name):
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self):
+        return len(self._names())
+
+    @classmethod
+    def _from_iterable(cls, iterable):
+        return set(iterable)
 
 
 # -- distributions torch lacks, or lacks a part of ---------------------------------------------
@@ -181,15 +198,16 @@ def kl_is_closed_form(posterior, prior):
 class Prior(_Family):
     """A prior family: ``make(loc, scale, **params)`` is the law of each latent coordinate.
 
-    ``params`` maps each hyper-parameter of the family to the estimator parameter that sets
-    it (Student-t: ``{"df": "df"}``); the fitted module keeps their values as buffers named
-    ``prior_<param>``. ``sparse`` says whether :class:`~skvae.SparseVAE` offers the family.
+    ``params`` maps each hyper-parameter of the family to its default (Student-t:
+    ``{"df": 3.0}``); the estimator sets it (SparseVAE's ``df``), and the fitted module
+    keeps its value as a buffer named ``prior_<param>``. ``in_sparse_vae`` says whether
+    :class:`~skvae.SparseVAE` offers the family.
     """
 
     kind = "prior"
     name: str
     make: Callable[..., Distribution]
-    sparse: bool = True
+    in_sparse_vae: bool = True
     params: dict = field(default_factory=dict)
 
     def __call__(self, loc, scale, **params):
@@ -199,14 +217,11 @@ class Prior(_Family):
         return _inverse_cdf_sample(distribution, sample_shape, generator)
 
 
-def is_sparse(prior):
-    """Whether :class:`~skvae.SparseVAE` offers the prior family."""
-    return prior.sparse
-
-
 PRIORS = _Registry("prior")
 PRIORS.register(
-    Prior("normal", lambda loc, scale: Normal(loc, scale, validate_args=False), sparse=False)
+    Prior(
+        "normal", lambda loc, scale: Normal(loc, scale, validate_args=False), in_sparse_vae=False
+    )
 )
 PRIORS.register(Prior("cauchy", lambda loc, scale: Cauchy(loc, scale, validate_args=False)))
 PRIORS.register(Prior("laplace", lambda loc, scale: Laplace(loc, scale, validate_args=False)))
@@ -214,7 +229,7 @@ PRIORS.register(
     Prior(
         "student-t",
         lambda loc, scale, df: StudentT(df, loc, scale, validate_args=False),
-        params={"df": "df"},
+        params={"df": 3.0},
     )
 )
 
@@ -227,8 +242,15 @@ MIN_POSTERIOR_SCALE = 1e-6
 
 @dataclass(frozen=True)
 class Posterior(_Family):
-    """A location-scale posterior family: the encoder gives a location and a raw scale per
-    latent dimension (``n_outputs`` values per dimension, in blocks).
+    """A posterior family q(z|x), built from the encoder's output for x.
+
+    The base class is a location-scale family: ``n_outputs=2`` encoder outputs per latent
+    dimension (a location and a raw scale, in two blocks), one uniform draw per dimension
+    (``n_noise``) for a reparameterized z, and the location (the mode) as the code that
+    ``transform`` returns. A family of another form overrides ``__call__``, ``code``,
+    ``rsample`` and, where its KL is not torch's closed form or ``log q - log p`` at z,
+    ``kl``; each receives the family's hyper-parameters (``params``: name -> default, set by
+    the estimators' ``posterior_params``) as keyword arguments.
 
     ``has_mean`` is False for a family without a mean (Cauchy): its codes, pushed through a
     decoder that grows without bound, have an expected log-likelihood of -inf, so the
@@ -240,21 +262,30 @@ class Posterior(_Family):
     distribution: type
     has_mean: bool = True
     n_outputs: int = 2
+    n_noise: int = 1
+    params: dict = field(default_factory=dict)
 
-    def __call__(self, output):
+    def __call__(self, output, **params):
         """q(z|x) from the encoder's output for x."""
-        loc, raw_scale = output.chunk(self.n_outputs, dim=-1)
+        loc, raw_scale = output.chunk(2, dim=-1)
         scale = F.softplus(raw_scale) + MIN_POSTERIOR_SCALE
         return self.distribution(loc, scale, validate_args=False)
 
-    def code(self, output):
+    def code(self, output, **params):
         """The code ``transform`` returns, from the encoder's output: the posterior's location
         (its mode), without computing the scale that the mode does not need."""
-        return output.chunk(self.n_outputs, dim=-1)[0]
+        return output.chunk(2, dim=-1)[0]
 
-    def rsample(self, distribution, noise):
+    def rsample(self, distribution, noise, **params):
         """The z that uniform ``noise`` gives, differentiable in the posterior's parameters."""
         return distribution.icdf(noise)
+
+    def kl(self, distribution, prior, z, *, closed_form, **params):
+        """KL(q(z|x) || p(z)) per latent dimension: torch's closed form where it registers
+        one (``closed_form``), else the Monte Carlo estimate log q(z|x) - log p(z) at ``z``."""
+        if closed_form:
+            return kl_divergence(distribution, prior)
+        return distribution.log_prob(z) - prior.log_prob(z)
 
 
 POSTERIORS = _Registry("posterior")
@@ -262,18 +293,22 @@ POSTERIORS.register(Posterior("normal", Normal))
 POSTERIORS.register(Posterior("cauchy", Cauchy, has_mean=False))
 
 
-def check_kl_finite(posterior, prior, prior_params):
+def check_kl_finite(posterior, prior, prior_params, posterior_params):
     """Raise ValueError if ``KL(posterior || prior)`` is known to be infinite."""
     one = torch.ones(1)
-    q = POSTERIORS[posterior](torch.zeros(1, POSTERIORS[posterior].n_outputs))
-    params = {name: float(value) * one for name, value in prior_params.items()}
-    p = PRIORS[prior](torch.zeros(1), one, **params)
+    family = POSTERIORS[posterior]
+    q = family(torch.zeros(1, family.n_outputs), **_as_tensors(posterior_params, one))
+    p = PRIORS[prior](torch.zeros(1), one, **_as_tensors(prior_params, one))
     if kl_is_closed_form(q, p) and not torch.isfinite(kl_divergence(q, p)).all():
         raise ValueError(
             f"posterior={posterior!r} with prior={prior!r} has an infinite KL divergence "
             f"(a {posterior} posterior has heavier tails than the {prior} prior), so the ELBO "
             "is -inf; use posterior='normal', or a heavy-tailed prior such as 'cauchy'."
         )
+
+
+def _as_tensors(params, like):
+    return {name: float(value) * like for name, value in params.items()}
 
 
 # -- likelihoods --------------------------------------------------------------------------------
@@ -285,10 +320,30 @@ def register_likelihood(name):
     """Class decorator: register an ``nn.Module`` likelihood head under ``name``."""
 
     def register(head):
+        if name in LIKELIHOODS:
+            raise ValueError(f"A likelihood named {name!r} is registered already.")
         head.name = name
         return LIKELIHOODS.register(head)
 
     return register
+
+
+class Likelihood(nn.Module):
+    """Base of the likelihood heads: p(x|z) over ``n_features`` features from the decoder's
+    output. A head declares the data it models (``support``, ``integer_valued``,
+    ``check_data``), starts from the data (``reset_parameters``), maps the decoder's output
+    to p(x|z) (``forward``) and draws from it with an explicit generator (``sample``)."""
+
+    #: Interval the data must lie in, and whether it must hold integers (see ``check_data``).
+    support = (-math.inf, math.inf)
+    integer_valued = False
+
+    def __init__(self, n_features):
+        super().__init__()
+
+    @staticmethod
+    def check_data(values):
+        """Raise a ValueError that names the fix if ``values`` are not data of this family."""
 
 
 def _inverse_softplus(x):
@@ -296,7 +351,7 @@ def _inverse_softplus(x):
 
 
 @register_likelihood("gaussian")
-class GaussianLikelihood(nn.Module):
+class GaussianLikelihood(Likelihood):
     """p(x|z) = N(decoder(z), diag(scale^2)) with a learned per-feature scale.
 
     The scale is floored at ``1e-3`` times the data's mean feature standard deviation: a
@@ -305,18 +360,10 @@ class GaussianLikelihood(nn.Module):
     at the mean one for near-constant features, which the untrained decoder does not fit.
     """
 
-    #: Interval the data must lie in, and whether it must hold integers (see ``check_data``).
-    support = (-math.inf, math.inf)
-    integer_valued = False
-
     def __init__(self, n_features):
-        super().__init__()
+        super().__init__(n_features)
         self.raw_scale = nn.Parameter(torch.zeros(n_features))
         self.register_buffer("min_scale", torch.ones(()))
-
-    @staticmethod
-    def check_data(values):
-        pass
 
     @torch.no_grad()
     def reset_parameters(self, mean, std, output_bias):
@@ -335,14 +382,10 @@ class GaussianLikelihood(nn.Module):
 
 
 @register_likelihood("bernoulli")
-class BernoulliLikelihood(nn.Module):
+class BernoulliLikelihood(Likelihood):
     """p(x|z) = Bernoulli(sigmoid(decoder(z))), for data in [0, 1] (binary or intensities)."""
 
     support = (0.0, 1.0)
-    integer_valued = False
-
-    def __init__(self, n_features):
-        super().__init__()
 
     @staticmethod
     def check_data(values):
@@ -371,7 +414,7 @@ class BernoulliLikelihood(nn.Module):
 _MAX_LOG_RATE = 30.0
 
 
-class _CountLikelihood(nn.Module):
+class _CountLikelihood(Likelihood):
     """A likelihood of counts (non-negative integers), its log-mean the decoder's output."""
 
     support = (0.0, math.inf)
@@ -394,9 +437,6 @@ class _CountLikelihood(nn.Module):
 class PoissonLikelihood(_CountLikelihood):
     """p(x|z) = Poisson(exp(decoder(z))), for counts such as bag-of-words."""
 
-    def __init__(self, n_features):
-        super().__init__()
-
     def forward(self, output):
         rate = output.clamp(max=_MAX_LOG_RATE).exp()
         return Poisson(rate, validate_args=False)
@@ -415,7 +455,7 @@ class NegativeBinomialLikelihood(_CountLikelihood):
     """
 
     def __init__(self, n_features):
-        super().__init__()
+        super().__init__(n_features)
         self.raw_theta = nn.Parameter(torch.full((n_features,), _inverse_softplus(torch.ones(()))))
 
     def forward(self, output):

@@ -8,7 +8,6 @@ import math
 
 import torch
 from torch import nn
-from torch.distributions import kl_divergence
 
 from ._families import LIKELIHOODS, POSTERIORS, PRIORS, kl_is_closed_form
 
@@ -47,9 +46,9 @@ class VAEModule(nn.Module):
     activation, prior, posterior, likelihood : str
         Names in ``ACTIVATIONS`` and the registries ``PRIORS``, ``POSTERIORS`` and
         ``LIKELIHOODS``.
-    prior_params : dict
-        Values of the prior family's hyper-parameters (``Prior.params``), kept as buffers
-        named ``prior_<name>``.
+    prior_params, posterior_params : dict
+        Values of the prior's and the posterior's hyper-parameters (their families'
+        ``params``), kept as buffers named ``prior_<name>`` and ``posterior_<name>``.
     generator : torch.Generator
         Source of the initial weights.
 
@@ -70,6 +69,7 @@ class VAEModule(nn.Module):
         posterior,
         likelihood,
         prior_params,
+        posterior_params,
         generator,
     ):
         super().__init__()
@@ -82,6 +82,7 @@ class VAEModule(nn.Module):
             "posterior": posterior,
             "likelihood": likelihood,
             "prior_params": dict(prior_params),
+            "posterior_params": dict(posterior_params),
         }
         self.posterior_family = POSTERIORS[posterior]
         self.prior_family = PRIORS[prior]
@@ -91,27 +92,38 @@ class VAEModule(nn.Module):
         self.likelihood = LIKELIHOODS[likelihood](n_features)
         self.register_buffer("prior_loc", torch.zeros(n_components))
         self.register_buffer("prior_scale", torch.ones(n_components))
-        for name in self.prior_family.params:
-            value = torch.full((n_components,), float(prior_params[name]))
-            self.register_buffer(f"prior_{name}", value)
+        for kind, params in [("prior", prior_params), ("posterior", posterior_params)]:
+            for name, value in params.items():
+                self.register_buffer(f"{kind}_{name}", torch.full((n_components,), float(value)))
         dummy_posterior = self.posterior(torch.zeros(1, n_features))
         self.analytic_kl = kl_is_closed_form(dummy_posterior, self.prior())
+
+    def _params(self, kind, family):
+        return {name: getattr(self, f"{kind}_{name}") for name in family.params}
+
+    @property
+    def noise_width(self):
+        """Uniform draws per row that one reparameterized z takes."""
+        return self.posterior_family.n_noise * self.architecture["n_components"]
 
     def reset_output(self, mean, std):
         """Start the decoder at the data's per-feature mean, the likelihood at its spread."""
         self.likelihood.reset_parameters(mean, std, self.decoder[-1].bias)
 
     def prior(self):
-        params = {name: getattr(self, f"prior_{name}") for name in self.prior_family.params}
+        params = self._params("prior", self.prior_family)
         return self.prior_family(self.prior_loc, self.prior_scale, **params)
 
     def posterior(self, x):
-        return self.posterior_family(self.encoder(x))
+        return self.posterior_family(
+            self.encoder(x), **self._params("posterior", self.posterior_family)
+        )
 
     def code(self, x):
         """The deterministic code of each row: what ``transform`` returns (for a
         location-scale posterior, its location, which is its mode)."""
-        return self.posterior_family.code(self.encoder(x))
+        params = self._params("posterior", self.posterior_family)
+        return self.posterior_family.code(self.encoder(x), **params)
 
     def decode(self, z):
         """p(x|z) as a distribution over each feature."""
@@ -125,24 +137,27 @@ class VAEModule(nn.Module):
         ``noise`` without its last axis. The KL is the closed form when torch's registry has
         one for the (posterior, prior) pair, else log q(z|x) - log p(z) at the same z.
         """
-        posterior = self.posterior(x)
-        z = self.posterior_family.rsample(posterior, noise)
-        log_likelihood = self.decode(z).log_prob(x).sum(-1)
+        posterior, z, log_likelihood = self._reconstruct(x, noise)
         return log_likelihood - beta * self.kl(posterior, z).sum(-1)
+
+    def _reconstruct(self, x, noise):
+        """q(z|x), the z that ``noise`` gives for each row, and ``log p(x|z)``."""
+        posterior = self.posterior(x)
+        params = self._params("posterior", self.posterior_family)
+        z = self.posterior_family.rsample(posterior, noise, **params)
+        return posterior, z, self.decode(z).log_prob(x).sum(-1)
 
     def kl(self, posterior, z):
         """KL(q(z|x) || p(z)) per latent dimension: closed form, or log q - log p at ``z``."""
-        prior = self.prior()
-        if self.analytic_kl:
-            return kl_divergence(posterior, prior)
-        return posterior.log_prob(z) - prior.log_prob(z)
+        params = self._params("posterior", self.posterior_family)
+        return self.posterior_family.kl(
+            posterior, self.prior(), z, closed_form=self.analytic_kl, **params
+        )
 
     def log_importance_weights(self, x, noise):
         """``log p(x|z) + log p(z) - log q(z|x)`` at the z that ``noise`` gives for each row."""
-        posterior = self.posterior(x)
-        z = self.posterior_family.rsample(posterior, noise)
-        log_joint = self.decode(z).log_prob(x).sum(-1) + self.prior().log_prob(z).sum(-1)
-        return log_joint - posterior.log_prob(z).sum(-1)
+        posterior, z, log_likelihood = self._reconstruct(x, noise)
+        return log_likelihood + self.prior().log_prob(z).sum(-1) - posterior.log_prob(z).sum(-1)
 
     def sample(self, n_samples, generator):
         """``n_samples`` rows of the generative model: z from the prior, then x from p(x|z)."""

@@ -18,19 +18,18 @@ from ._vae import FITTED_STATE, GaussianVAE, SparseVAE
 from ._validation import available_device, resolve_device
 
 MAGIC = b"skvae-model\n"
-FORMAT_VERSION = 1
+# 2: the fitted state under the names of FITTED_STATE, the architecture with the families'
+# hyper-parameters (prior_params, posterior_params). 1: skvae 0.1.0, still read.
+FORMAT_VERSION = 2
 ESTIMATORS = {"SparseVAE": SparseVAE, "GaussianVAE": GaussianVAE}
-
-# The fitted state stored as JSON (files of skvae 0.1.0 also hold a derived
-# ``_n_features_out``, which loading ignores); the rest is tensors.
-_JSON = [fitted.name for fitted in FITTED_STATE if fitted.store == "json"]
 
 
 def save(estimator, path):
     """Save a fitted SparseVAE or GaussianVAE to ``path`` in skvae's safe format.
 
-    The file stores the parameters, the fitted attributes, the weights and the optimizer's
-    state (so that ``partial_fit`` and ``warm_start`` continue), and the skvae and torch
+    The file stores the parameters, the fitted state (``FITTED_STATE``: the attributes, the
+    weights, the optimizer's state, so that ``partial_fit`` and ``warm_start`` continue, and
+    the random state), the architecture the weights belong to, and the skvae and torch
     versions. Loading it with :func:`load` executes no code from the file, unlike pickle.
 
     Parameters
@@ -48,24 +47,30 @@ def save(estimator, path):
     params = estimator.get_params()
     if not isinstance(params["random_state"], (int, type(None))):
         params["random_state"] = None
-    fitted = {key: getattr(estimator, key) for key in _JSON if hasattr(estimator, key)}
-    if "feature_names_in_" in fitted:
-        fitted["feature_names_in_"] = list(fitted["feature_names_in_"])
-    _, keys, position, has_gauss, cached_gaussian = estimator._random_state.get_state()
     content = {
         "format_version": FORMAT_VERSION,
         "skvae_version": __version__,
         "torch_version": str(torch.__version__),
         "estimator": name,
         "params": json.dumps(params),
-        "fitted": json.dumps(fitted),
-        "module": {k: v.cpu() for k, v in estimator.module_.state_dict().items()},
-        "optimizer": _map_tensors(estimator._optimizer.state_dict(), torch.device("cpu")),
-        "random_state": {
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "state": [int(position), int(has_gauss), float(cached_gaussian)],
-        },
+        "architecture": json.dumps(estimator.module_.architecture),
+        "json": {},
     }
+    for fitted in FITTED_STATE:
+        if not hasattr(estimator, fitted.name):
+            continue  # feature_names_in_ of a model fitted on an array
+        value = getattr(estimator, fitted.name)
+        if fitted.store == "json":
+            content["json"][fitted.name] = value.tolist() if hasattr(value, "tolist") else value
+        elif fitted.store == "torch":
+            content[fitted.name] = _map_tensors(value.state_dict(), torch.device("cpu"))
+        else:  # "random": a NumPy RandomState
+            _, keys, position, has_gauss, cached_gaussian = value.get_state()
+            content[fitted.name] = {
+                "keys": torch.from_numpy(keys.astype(np.int64)),
+                "state": [int(position), int(has_gauss), float(cached_gaussian)],
+            }
+    content["json"] = json.dumps(content["json"])
     buffer = io.BytesIO()
     torch.save(content, buffer)
     payload = buffer.getvalue()
@@ -114,32 +119,62 @@ def load(path, *, device=None):
 
 
 def _restore(content, target):
-    if content["format_version"] > FORMAT_VERSION:
+    version = content["format_version"]
+    if version > FORMAT_VERSION:
         raise ValueError(
-            f"format version {content['format_version']} comes from a newer skvae "
+            f"format version {version} comes from a newer skvae "
             f"({content['skvae_version']}); this is skvae {__version__}."
         )
+    if version == 1:
+        content = _from_version_1(content)
     estimator = ESTIMATORS[content["estimator"]]()
     params = json.loads(content["params"])
     params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     estimator.set_params(**params)
     estimator._validate_params()
-    fitted = json.loads(content["fitted"])
-    target = target or available_device(estimator.device)
-    estimator._initialize(fitted["n_features_in_"], target)  # the parameters' architecture
-    estimator.module_.load_state_dict(content["module"])  # strict: every tensor, its shape
+    architecture = json.loads(content["architecture"])
+    architecture["hidden_layer_sizes"] = tuple(architecture["hidden_layer_sizes"])
+    stored = json.loads(content["json"])
+    target = target or available_device(estimator.device, stacklevel=3)
+    # The module the weights belong to, which set_params after fitting may not describe.
+    estimator._initialize(stored["n_features_in_"], target, architecture=architecture)
+    for fitted in FITTED_STATE:
+        if fitted.store == "json" and fitted.name in stored:
+            setattr(estimator, fitted.name, stored[fitted.name])
+        elif fitted.store == "torch":  # strict: every tensor, with its shape
+            getattr(estimator, fitted.name).load_state_dict(
+                _map_tensors(content[fitted.name], target)
+            )
+        elif fitted.store == "random":
+            position, has_gauss, cached_gaussian = content[fitted.name]["state"]
+            keys = content[fitted.name]["keys"].numpy().astype(np.uint32)
+            state = ("MT19937", keys, position, has_gauss, cached_gaussian)
+            random_state = np.random.RandomState()
+            random_state.set_state(state)
+            setattr(estimator, fitted.name, random_state)
+    if "feature_names_in_" in stored:
+        estimator.feature_names_in_ = np.asarray(stored["feature_names_in_"], dtype=object)
     estimator.module_.eval()
-    estimator._optimizer.load_state_dict(_map_tensors(content["optimizer"], target))
-    for key in _JSON:
-        if key in fitted:
-            setattr(estimator, key, fitted[key])
-    if "feature_names_in_" in fitted:
-        estimator.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
-    position, has_gauss, cached_gaussian = content["random_state"]["state"]
-    keys = content["random_state"]["keys"].numpy().astype(np.uint32)
-    estimator._random_state = np.random.RandomState()
-    estimator._random_state.set_state(("MT19937", keys, position, has_gauss, cached_gaussian))
     return estimator
+
+
+def _from_version_1(content):
+    """A file of skvae 0.1.0 in the current layout: its fitted state had other names, its
+    architecture a ``df`` entry, and it stored the derived ``_n_features_out``."""
+    architecture = json.loads(content["architecture"])
+    df = architecture.pop("df")
+    architecture["prior_params"] = {} if df is None else {"df": df}
+    architecture["posterior_params"] = {}
+    stored = json.loads(content["fitted"])
+    stored.pop("_n_features_out", None)
+    return {
+        **content,
+        "architecture": json.dumps(architecture),
+        "json": json.dumps(stored),
+        "module_": content["module"],
+        "_optimizer": content["optimizer"],
+        "_random_state": content["random_state"],
+    }
 
 
 def _map_tensors(state, device):

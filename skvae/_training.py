@@ -220,13 +220,13 @@ def _rows(X, index, device):
     return as_tensor(X[index.cpu().numpy()], device)
 
 
-def train_epoch(step, X, *, batch_size, n_components, generator):
+def train_epoch(step, X, *, batch_size, noise_width, generator):
     """One pass of minibatch gradient ascent on the ELBO over the rows of ``X``.
 
     ``step`` is the fit's training step (``make_training_step``). ``X`` is a tensor already
     on the module's device, or a CSR matrix whose batches are densified as they are drawn.
     Batches are slices of a random permutation drawn from ``generator``, which lives on the
-    module's device, and so does each batch's noise (``n_components`` uniform draws per
+    module's device, and so does each batch's noise (``noise_width`` uniform draws per
     row). Returns the mean training loss (the negative beta-ELBO, in nats per row), with one
     host synchronisation at the end (a sparse X adds one per batch, to gather its rows on the
     host).
@@ -237,16 +237,21 @@ def train_epoch(step, X, *, batch_size, n_components, generator):
     total = torch.zeros((), device=device)
     for start in range(0, n_samples, batch_size):
         batch = _rows(X, permutation[start : start + batch_size], device)
-        noise = uniform((batch.shape[0], n_components), generator, device=device)
+        noise = uniform((batch.shape[0], noise_width), generator, device=device)
         total.add_(step(batch, noise), alpha=batch.shape[0])
     return total.item() / n_samples
 
 
-def fixed_noise(n_draws, n_components, device, seed=0):
+def clone_state(module):
+    """Copies of the tensors of ``module``'s state dict, to return to."""
+    return {name: tensor.clone() for name, tensor in module.state_dict().items()}
+
+
+def fixed_noise(n_draws, noise_width, device, seed=0):
     """``n_draws`` uniform draws of a code, shaped to be shared by every row of a batch: the
     fixed Monte Carlo noise of the ELBO that ``score_samples`` reports and of diagnostics."""
     generator = torch.Generator(device=device).manual_seed(seed)
-    return uniform((n_draws, 1, n_components), generator, device=device)
+    return uniform((n_draws, 1, noise_width), generator, device=device)
 
 
 def map_batches(function, X, device, batch_size):
@@ -297,7 +302,7 @@ class StoppingRule:
             improved |= score > self.best_validation_score + tol
             if score > self.best_validation_score:
                 self.best_validation_score = score
-                self._best_state = {k: v.clone() for k, v in module.state_dict().items()}
+                self._best_state = clone_state(module)
         elif not warmup:
             improved = loss < self.best_loss - tol
             self.best_loss = min(self.best_loss, loss)
@@ -316,20 +321,16 @@ class ProgressReporter:
     a file or a notebook's stream). A context manager, which closes the bar."""
 
     def __init__(self, verbose, n_epochs, name):
-        self.verbose, self.name = verbose, name
-        self._bar = self._make_bar(verbose, n_epochs, name)
-
-    @staticmethod
-    def _make_bar(verbose, n_epochs, name):
-        if not verbose or not sys.stdout.isatty():
-            return None
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            return None
-        return tqdm(total=n_epochs, desc=name, unit="epoch", file=sys.stdout)
+        self.verbose, self.n_epochs, self.name = verbose, n_epochs, name
+        self._bar = None
 
     def __enter__(self):
+        if self.verbose and sys.stdout.isatty():
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                return self
+            self._bar = tqdm(total=self.n_epochs, desc=self.name, unit="epoch", file=sys.stdout)
         return self
 
     def __exit__(self, *exc_info):

@@ -24,11 +24,12 @@ from sklearn.utils import check_scalar
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._families import LIKELIHOODS, POSTERIORS, PRIORS, is_sparse
+from ._families import LIKELIHOODS, POSTERIORS, PRIORS
 from ._module import ACTIVATIONS, VAEModule
 from ._training import (
     ProgressReporter,
     StoppingRule,
+    clone_state,
     column_mean_std,
     fixed_noise,
     inference_batch_size,
@@ -43,6 +44,7 @@ from ._validation import (
     check_architecture,
     check_codes,
     check_data,
+    family_params,
     random_state_or_entropy,
     resolve_device,
     torch_generator,
@@ -129,6 +131,13 @@ def _fill_doc(cls):
         cls.__doc__ = cls.__doc__.replace(f"%({key})s", section)
     activation = inspect.signature(cls).parameters["activation"].default
     cls.__doc__ = cls.__doc__.replace("%(activation)s", repr(activation))
+    # The options the registries hold when skvae is imported.
+    for key, names in [
+        ("priors", [name for name, family in PRIORS.items() if family.in_sparse_vae]),
+        ("posteriors", list(POSTERIORS)),
+        ("likelihoods", list(LIKELIHOODS)),
+    ]:
+        cls.__doc__ = cls.__doc__.replace(f"%({key})s", "{" + ", ".join(map(repr, names)) + "}")
     return cls
 
 
@@ -146,6 +155,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         "activation": [StrOptions(set(ACTIVATIONS))],
         "likelihood": [LIKELIHOODS.constraint()],
         "posterior": [POSTERIORS.constraint()],
+        "posterior_params": [dict, None],
         "beta": [Interval(Real, 0, None, closed="left")],
         "kl_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -176,6 +186,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         activation="relu",
         likelihood="gaussian",
         posterior="normal",
+        posterior_params=None,
         beta=1.0,
         kl_warmup_epochs=0,
         batch_size=128,
@@ -196,6 +207,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         self.activation = activation
         self.likelihood = likelihood
         self.posterior = posterior
+        self.posterior_params = posterior_params
         self.beta = beta
         self.kl_warmup_epochs = kl_warmup_epochs
         self.batch_size = batch_size
@@ -284,12 +296,14 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             self._train(X_train, X_val, device, incremental=incremental)
         return self
 
-    def _initialize(self, n_features, device):
-        """Build the module and its optimizer from the parameters, and start the fitted
-        history afresh: the one place a model is built (``fit``, ``partial_fit``, ``load``)."""
+    def _initialize(self, n_features, device, architecture=None):
+        """Build the module and its optimizer, and start the fitted history afresh: the one
+        place a model is built (``fit``, ``partial_fit``, ``load``). The module is the one the
+        parameters describe, or ``architecture`` (a loaded model's)."""
         self._random_state = random_state_or_entropy(self.random_state)
         generator = torch_generator(self._random_state, "cpu")
-        self.module_ = VAEModule(n_features, **self._architecture(), generator=generator)
+        architecture = architecture or self._architecture()
+        self.module_ = VAEModule(n_features, **architecture, generator=generator)
         self.module_.to(device)
         self._optimizer = make_optimizer(self.module_.parameters())
         self.n_iter_, self.loss_curve_, self.best_loss_ = 0, [], np.inf
@@ -334,6 +348,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             batch_size=self.batch_size,
             cuda_graphs=self._cuda_graphs,
         )
+        self.loss_curve_ = list(self.loss_curve_)  # a new list: a failed fit restores the old one
         self.module_.train()
         with ProgressReporter(self.verbose, n_epochs, type(self).__name__) as progress:
             for _ in range(n_epochs):
@@ -362,7 +377,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                         f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached "
                         "and the ELBO has not converged yet; increase max_iter.",
                         ConvergenceWarning,
-                        stacklevel=4,
+                        stacklevel=5,  # _train, _fit, fit, sklearn's _fit_context, the caller
                     )
         rule.restore_best(self.module_)
         self.module_.eval()
@@ -388,7 +403,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 f"{name}: fit interrupted during epoch {self.n_iter_ + 1}; the model keeps "
                 f"the weights of the last completed epoch ({self.n_iter_}).",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
             return None
         if finite:
@@ -408,7 +423,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             f"{name}: training diverged in epoch {self.n_iter_ + 1} with {cause}; it stopped "
             f"and restored the weights of epoch {self.n_iter_}. {advice}",
             ConvergenceWarning,
-            stacklevel=5,
+            stacklevel=6,
         )
         return None
 
@@ -419,7 +434,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             step,
             X,
             batch_size=self.batch_size,
-            n_components=self.n_components,
+            noise_width=self.module_.noise_width,
             generator=generator,
         )
 
@@ -427,10 +442,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         """The constructor arguments of the torch module that these parameters describe."""
         hidden = self.hidden_layer_sizes
         hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
-        prior_params = {
-            param: float(getattr(self, attribute))
-            for param, attribute in PRIORS[self.prior].params.items()
-        }
+        # Family hyper-parameters: the prior's from the estimator parameter of the same name
+        # (SparseVAE's df), the posterior's from posterior_params; each defaults to its family's.
+        prior = PRIORS[self.prior]
+        prior_params = family_params(
+            prior, {k: getattr(self, k) for k in prior.params if hasattr(self, k)}
+        )
+        posterior_params = family_params(POSTERIORS[self.posterior], self.posterior_params or {})
         return {
             "n_components": self.n_components,
             "hidden_layer_sizes": hidden,
@@ -439,6 +457,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             "posterior": self.posterior,
             "likelihood": self.likelihood,
             "prior_params": prior_params,
+            "posterior_params": posterior_params,
         }
 
     def _kl_warmup_factor(self, epoch):
@@ -447,8 +466,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     def _training_state(self):
         """Copies of the module's and the optimizer's state, to return to."""
-        module_state = {k: v.clone() for k, v in self.module_.state_dict().items()}
-        return module_state, copy.deepcopy(self._optimizer.state_dict())
+        return clone_state(self.module_), copy.deepcopy(self._optimizer.state_dict())
 
     def _set_training_state(self, state):
         module_state, optimizer_state = state
@@ -476,7 +494,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     def _fixed_noise(self, n_draws, seed=0):
         """The fixed Monte Carlo noise of the ELBO and of the diagnostics."""
-        return fixed_noise(n_draws, self._n_features_out, self._device(), seed)
+        return fixed_noise(n_draws, self.module_.noise_width, self._device(), seed)
 
     def _elbo(self, X):
         """ELBO of each row of X (array or device tensor), with fixed Monte Carlo noise.
@@ -621,10 +639,20 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     def __setstate__(self, state):
         torch_state, device = state.pop("_torch_state", None), state.pop("_torch_device", None)
         super().__setstate__(state)
-        if torch_state is not None:
-            location = available_device(device)
+        if torch_state is None:
+            return
+        location = available_device(device)
+        try:
             loaded = torch.load(io.BytesIO(torch_state), map_location=location, weights_only=False)
-            self.__dict__.update(loaded)
+        except (ModuleNotFoundError, AttributeError) as error:
+            loaded = {"error": error}
+        if set(loaded) != {f.name for f in FITTED_STATE if f.store == "torch"}:
+            raise ValueError(
+                f"This {type(self).__name__} was pickled by another version of skvae, whose "
+                "torch module this version cannot rebuild. Pickles are for the version that "
+                "wrote them; to move a model between versions, use skvae.save and skvae.load."
+            )
+        self.__dict__.update(loaded)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -641,7 +669,7 @@ hidden_layer_sizes : array-like of int, default=(256, 128)
 activation : {'relu', 'tanh', 'logistic', 'identity'}, default=%(activation)s
     Activation between hidden layers.
 
-likelihood : {'gaussian', 'bernoulli', 'poisson', 'negative-binomial'}, default='gaussian'
+likelihood : %(likelihoods)s, default='gaussian'
     Observation model p(x|z). ``'gaussian'``: a normal with the decoder's output as mean and
     a learned per-feature scale (floored at 1e-3 times the mean feature standard
     deviation), so that :meth:`score` bounds a log-density. ``'bernoulli'``: data in [0, 1],
@@ -649,11 +677,16 @@ likelihood : {'gaussian', 'bernoulli', 'poisson', 'negative-binomial'}, default=
     (mean from the decoder, a learned per-feature inverse dispersion, as in scvi-tools):
     counts such as bag-of-words. Data outside a likelihood's support raise a ValueError.
 
-posterior : {'normal', 'cauchy'}, default='normal'
+posterior : %(posteriors)s, default='normal'
     Family of the approximate posterior q(z|x), a location and a scale per latent
     dimension given by the encoder. ``'cauchy'`` needs a bounded decoder
     (``activation='tanh'`` or ``'logistic'``): its codes have no mean, so through a ReLU
     or linear decoder the expected log-likelihood is -inf.
+
+posterior_params : dict, default=None
+    Hyper-parameters of the posterior family, by name (as ``kernel_params`` in
+    scikit-learn); None or a missing name takes the family's default. The families
+    registered today have none; a name the family does not have raises a ValueError.
 
 beta : float, default=1.0
     Weight of the KL term in the training objective (beta-VAE). :meth:`score` always uses
@@ -734,7 +767,7 @@ class SparseVAE(_BaseVAE):
     n_components : int, default=10
         Dimension of the latent code: the number of columns :meth:`transform` returns.
 
-    prior : {'cauchy', 'laplace', 'student-t'}, default='cauchy'
+    prior : %(priors)s, default='cauchy'
         Family of the prior on each latent coordinate, with location 0 and scale 1.
 
     df : float, default=3.0
@@ -782,7 +815,7 @@ class SparseVAE(_BaseVAE):
 
     _parameter_constraints: dict = {
         **_BaseVAE._parameter_constraints,
-        "prior": [PRIORS.constraint(where=is_sparse)],
+        "prior": [PRIORS.constraint(where=lambda family: family.in_sparse_vae)],
         "df": [Interval(Real, 0, None, closed="neither")],
     }
 
@@ -796,6 +829,7 @@ class SparseVAE(_BaseVAE):
         activation="tanh",
         likelihood="gaussian",
         posterior="normal",
+        posterior_params=None,
         beta=1.0,
         kl_warmup_epochs=0,
         batch_size=128,
@@ -817,6 +851,7 @@ class SparseVAE(_BaseVAE):
             activation=activation,
             likelihood=likelihood,
             posterior=posterior,
+            posterior_params=posterior_params,
             beta=beta,
             kl_warmup_epochs=kl_warmup_epochs,
             batch_size=batch_size,

@@ -5,6 +5,7 @@ their boundary, once per call; nothing past it validates again (distributions ar
 ``validate_args=False`` in the hot loop).
 """
 
+import copy
 import warnings
 from contextlib import contextmanager
 from numbers import Integral
@@ -53,8 +54,12 @@ def resolve_device(device):
     return resolved
 
 
-def available_device(device):
-    """The device a model fitted on ``device`` should use here: it, or the CPU with a warning."""
+def available_device(device, stacklevel=2):
+    """The device a model fitted on ``device`` should use here: it, or the CPU with a warning.
+
+    ``stacklevel`` counts frames from the caller of this function, as ``warnings.warn`` does
+    from its caller: 2, the default, points at whoever called the caller (who unpickles).
+    """
     try:
         return resolve_device(device)
     except ValueError:
@@ -62,9 +67,23 @@ def available_device(device):
             f"The model was fitted on {device}, which is not available here; "
             "its weights are loaded on the CPU.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel + 1,
         )
         return torch.device("cpu")
+
+
+def family_params(family, given):
+    """Values of ``family``'s hyper-parameters: those in ``given`` (a dict), else the family's
+    defaults; a name the family does not have is refused."""
+    unknown = set(given) - set(family.params)
+    if unknown:
+        known = ", ".join(map(repr, family.params)) or "none"
+        unknown = ", ".join(map(repr, sorted(unknown)))
+        raise ValueError(
+            f"The {family.kind} {family.name!r} has no parameter {unknown}; its parameters "
+            f"are: {known}."
+        )
+    return {name: float(given.get(name, default)) for name, default in family.params.items()}
 
 
 def check_architecture(architecture, fitted=None):
@@ -75,7 +94,12 @@ def check_architecture(architecture, fitted=None):
     if not all(isinstance(h, Integral) and h > 0 for h in hidden):
         raise ValueError(f"hidden_layer_sizes must be positive integers, got {hidden}.")
     posterior, activation = architecture["posterior"], architecture["activation"]
-    check_kl_finite(posterior, architecture["prior"], architecture["prior_params"])
+    check_kl_finite(
+        posterior,
+        architecture["prior"],
+        architecture["prior_params"],
+        architecture["posterior_params"],
+    )
     if not POSTERIORS[posterior].has_mean and (not hidden or activation in UNBOUNDED_ACTIVATIONS):
         raise ValueError(
             f"posterior={posterior!r} needs a bounded decoder: activation='tanh' or "
@@ -84,14 +108,21 @@ def check_architecture(architecture, fitted=None):
             "mean, so through a decoder that grows linearly in z the expected "
             "log-likelihood E_q[log p(x|z)] is -inf, and training diverges."
         )
-    for name, value in (fitted or {}).items():
-        if architecture[name] != value:
-            shown = {"prior_params": "the prior's parameters"}.get(name, name)
+    for name, value in _flat(fitted or {}).items():
+        if _flat(architecture)[name] != value:
             raise ValueError(
-                f"Cannot continue training a model fitted with {shown}={value!r} "
-                f"using {shown}={architecture[name]!r}; set warm_start=False, or "
+                f"Cannot continue training a model fitted with {name}={value!r} "
+                f"using {name}={_flat(architecture)[name]!r}; set warm_start=False, or "
                 "fit again, to train a new model."
             )
+
+
+def _flat(architecture):
+    """The architecture with the families' hyper-parameters as entries of their own (df=3.0)."""
+    flat = dict(architecture)
+    for key in ("prior_params", "posterior_params"):
+        flat.update(flat.pop(key, {}))
+    return flat
 
 
 def check_float32_range(X, name="X"):
@@ -167,15 +198,20 @@ def check_codes(estimator, Z):
 
 @contextmanager
 def unchanged_on_error(estimator):
-    """Restore the estimator's attributes if the block raises.
+    """Restore the estimator if the block raises: its attributes, and the weights and
+    optimizer state of a fitted model, which training changes in place.
 
     ``validate_data`` sets ``n_features_in_`` and ``feature_names_in_`` before all checks have
-    passed; bad input must leave a fitted model as it was.
+    passed, and a fit can fail after epochs that trained (a warning turned into an error, an
+    exception from a callback); bad input or a failed fit must leave a fitted model as it was.
     """
-    state = estimator.__dict__.copy()
+    state = copy.copy(estimator.__dict__)
+    fitted = estimator._training_state() if "module_" in state else None
     try:
         yield
     except BaseException:
         estimator.__dict__.clear()
         estimator.__dict__.update(state)
+        if fitted is not None:
+            estimator._set_training_state(fitted)
         raise

@@ -60,7 +60,9 @@ def test_cuda_epoch_holds_the_data_on_the_device_and_syncs_once(small_digits, gr
         )
         assert isinstance(step, CUDAGraphStep) == graphs
         generator = torch.Generator(device="cuda").manual_seed(0)
-        epoch = dict(batch_size=batch_size, n_components=4, generator=generator)
+        epoch = dict(
+            batch_size=batch_size, noise_width=vae.module_.noise_width, generator=generator
+        )
         train_epoch(step, data, **epoch)  # warms up and captures the graph
         torch.cuda.synchronize()
         with warnings.catch_warnings(record=True) as caught:

@@ -21,6 +21,7 @@ from skvae._families import (
     POSTERIORS,
     PRIORS,
     Cauchy,
+    Posterior,
     Prior,
     check_kl_finite,
     kl_is_closed_form,
@@ -56,7 +57,7 @@ def _run(script):
 def test_estimator_options_are_the_registered_names(monkeypatch):
     constraints = SparseVAE._parameter_constraints
     (prior,) = constraints["prior"]
-    assert set(prior.options) == {name for name, f in PRIORS.items() if f.sparse}
+    assert set(prior.options) == {name for name, f in PRIORS.items() if f.in_sparse_vae}
     assert set(prior.options) == {"cauchy", "laplace", "student-t"}
     for estimator in (SparseVAE, GaussianVAE):
         (posterior,) = estimator._parameter_constraints["posterior"]
@@ -66,14 +67,16 @@ def test_estimator_options_are_the_registered_names(monkeypatch):
     # The options follow the registries: a sparse prior registered later is offered, a
     # non-sparse one is not.
     normal = PRIORS["normal"]
-    monkeypatch.setitem(PRIORS, "wide", dataclasses.replace(normal, name="wide", sparse=True))
+    monkeypatch.setitem(
+        PRIORS, "wide", dataclasses.replace(normal, name="wide", in_sparse_vae=True)
+    )
     monkeypatch.setitem(PRIORS, "narrow", dataclasses.replace(normal, name="narrow"))
     assert set(prior.options) == {"cauchy", "laplace", "student-t", "wide"}
 
 
 def test_gaussian_vae_has_the_normal_prior(small_digits):
     X, _ = small_digits
-    assert GaussianVAE.prior == "normal" and not PRIORS["normal"].sparse
+    assert GaussianVAE.prior == "normal" and not PRIORS["normal"].in_sparse_vae
     assert "prior" not in GaussianVAE().get_params()
     vae = GaussianVAE(**FAST).fit(X)
     assert vae.module_.prior_family is PRIORS["normal"]
@@ -158,7 +161,7 @@ PRIORS.register(Prior("logistic", lambda loc, scale: Logistic(loc, scale, valida
 
 # The module builds it by name, with the Monte Carlo KL (torch has no closed form for it).
 generator = torch.Generator().manual_seed(0)
-module = VAEModule(64, 4, (16,), "tanh", "logistic", "normal", "gaussian", {}, generator)
+module = VAEModule(64, 4, (16,), "tanh", "logistic", "normal", "gaussian", {}, {}, generator)
 assert isinstance(module.prior(), Logistic) and not module.analytic_kl
 draws = module.prior_family.sample(module.prior(), (20000,), generator)
 assert stats.kstest(draws[:, 0].double().numpy(), stats.logistic.cdf).pvalue > 1e-3
@@ -178,6 +181,57 @@ for copy in (pickle.loads(pickle.dumps(vae)), skvae.load(sys.argv[1])):
     assert np.array_equal(copy.transform(X), Z) and copy.score(X) == score
     assert np.array_equal(copy.sample(5, random_state=0), sample)
 """
+
+
+@dataclasses.dataclass(frozen=True)
+class _ShiftedNormal(Posterior):
+    """A posterior family of another shape than location-scale, for the plumbing: three
+    encoder outputs per dimension (q(z|x) = N(a + b + shift, softplus(c))), two uniform
+    draws per dimension (the second unused) and a hyper-parameter, ``shift``."""
+
+    n_outputs: int = 3
+    n_noise: int = 2
+    params: dict = dataclasses.field(default_factory=lambda: {"shift": 0.0})
+
+    def __call__(self, output, shift):
+        a, b, raw_scale = output.chunk(3, dim=-1)
+        return self.distribution(a + b + shift, torch.nn.functional.softplus(raw_scale) + 1e-6)
+
+    def code(self, output, shift):
+        a, b, _ = output.chunk(3, dim=-1)
+        return a + b + shift
+
+    def rsample(self, distribution, noise, shift):
+        assert noise.shape[-1] == 2 * distribution.loc.shape[-1]
+        return distribution.icdf(noise.chunk(2, dim=-1)[0])
+
+
+def test_a_posterior_family_brings_its_outputs_noise_and_parameters(small_digits, monkeypatch):
+    # Registering the family is all it takes: the encoder's width, the noise per row, the
+    # parameter's route (posterior_params), its buffer, persistence and the architecture
+    # check follow from the spec.
+    X, _ = small_digits
+    monkeypatch.setitem(
+        POSTERIORS, "shifted", _ShiftedNormal("shifted", torch.distributions.Normal)
+    )
+    params = {**FAST, "posterior": "shifted", "posterior_params": {"shift": 0.5}}
+    vae = SparseVAE(**params, warm_start=True).fit(X)
+    assert vae.module_.encoder[-1].out_features == 3 * FAST["n_components"]
+    assert vae.module_.noise_width == 2 * FAST["n_components"]
+    assert torch.equal(vae.module_.posterior_shift, torch.full((FAST["n_components"],), 0.5))
+    output = vae.module_.encoder(torch.as_tensor(X[:5], dtype=torch.float32))
+    a, b, _ = output.detach().chunk(3, dim=-1)
+    np.testing.assert_allclose(vae.transform(X[:5]), (a + b + 0.5).numpy(), rtol=1e-6)
+    assert np.isfinite(vae.score(X)) and vae.sample(3, random_state=0).shape == (3, 64)
+    restored = pickle.loads(pickle.dumps(vae))
+    assert torch.equal(restored.module_.posterior_shift, vae.module_.posterior_shift)
+    assert restored.score(X) == vae.score(X)
+    with pytest.raises(ValueError, match="fitted with shift=0.5 using shift=1.0"):
+        vae.set_params(posterior_params={"shift": 1.0}).fit(X)
+    with pytest.raises(ValueError, match="'shifted' has no parameter 'scale'; .* 'shift'"):
+        SparseVAE(**{**params, "posterior_params": {"scale": 2.0}}).fit(X)
+    with pytest.raises(ValueError, match="'normal' has no parameter 'shift'"):
+        SparseVAE(**{**FAST, "posterior_params": {"shift": 2.0}}).fit(X)
 
 
 def test_a_registered_prior_works_end_to_end(tmp_path):
@@ -231,10 +285,10 @@ def test_cauchy_posterior_has_infinite_kl_to_light_tailed_priors(prior):
 
 
 def test_check_kl_finite_names_the_pair():
-    check_kl_finite("normal", "cauchy", {})
-    check_kl_finite("cauchy", "student-t", {"df": 3.0})
+    check_kl_finite("normal", "cauchy", {}, {})
+    check_kl_finite("cauchy", "student-t", {"df": 3.0}, {})
     with pytest.raises(ValueError, match="posterior='cauchy' with prior='laplace'"):
-        check_kl_finite("cauchy", "laplace", {})
+        check_kl_finite("cauchy", "laplace", {}, {})
 
 
 @pytest.mark.parametrize(

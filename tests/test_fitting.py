@@ -130,8 +130,9 @@ def test_warm_start_continues_and_keeps_the_architecture(small_digits):
 
 def test_non_convergence_warns_and_convergence_does_not(small_digits, recwarn):
     X, _ = small_digits
-    with pytest.warns(ConvergenceWarning, match=r"maximum iterations \(3\) reached"):
+    with pytest.warns(ConvergenceWarning, match=r"maximum iterations \(3\) reached") as caught:
         SparseVAE(**FAST).fit(X)
+    assert caught[0].filename == __file__  # the warning points at the user's call
     # A loose tolerance stops early without a warning: the first epoch improves on nothing,
     # and training stops after n_iter_no_change + 1 epochs that improve by less than tol.
     vae = SparseVAE(**{**FAST, "max_iter": 50, "tol": 100.0, "n_iter_no_change": 2}).fit(X)
@@ -244,8 +245,9 @@ def test_divergence_restores_the_last_finite_state_and_warns(small_digits):
     vae = SparseVAE(**{**FAST, "warm_start": True}).fit(X)
     before = weights(vae)
     vae.set_params(learning_rate=1e20)  # absurd: the weights overflow to inf, the loss to nan
-    with pytest.warns(ConvergenceWarning, match=r"diverged in epoch 4 with a nan loss"):
+    with pytest.warns(ConvergenceWarning, match=r"diverged in epoch 4 with a nan loss") as caught:
         vae.fit(X)
+    assert caught[0].filename == __file__
     assert vae.n_iter_ == 3 and len(vae.loss_curve_) == 3
     assert same_weights(weights(vae), before)
     assert all(torch.isfinite(w).all() for w in weights(vae).values())
@@ -276,12 +278,32 @@ def test_interrupted_fit_keeps_the_last_completed_epoch(small_digits):
             return super()._run_epoch(step, X, generator)
 
     vae = InterruptedOnThirdEpoch(**{**FAST, "max_iter": 5})
-    with pytest.warns(UserWarning, match=r"interrupted during epoch 3.*epoch \(2\)"):
+    with pytest.warns(UserWarning, match=r"interrupted during epoch 3.*epoch \(2\)") as caught:
         vae.fit(X)
+    assert caught[0].filename == __file__
     assert vae.n_iter_ == 2 and len(vae.loss_curve_) == 2
     assert same_weights(weights(vae), weights(reference))
     vae.partial_fit(X)  # training goes on from there
     assert vae.n_iter_ == 3
+
+
+def test_a_fit_that_fails_after_training_leaves_the_model_as_it_was(small_digits):
+    # An error after epochs that trained (here a warning turned into one) restores the
+    # weights, the optimizer state and the fitted record, not only the attributes.
+    X, _ = small_digits
+    vae = SparseVAE(**{**FAST, "warm_start": True}).fit(X)
+    before, loss_curve = weights(vae), list(vae.loss_curve_)
+    optimizer = {
+        k: v.clone() for k, v in vae._optimizer.state[vae.module_.encoder[0].weight].items()
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(ConvergenceWarning):
+            vae.fit(X)
+    assert same_weights(weights(vae), before)
+    assert vae.loss_curve_ == loss_curve and vae.n_iter_ == FAST["max_iter"]
+    state = vae._optimizer.state[vae.module_.encoder[0].weight]
+    assert all(torch.equal(state[k], v) for k, v in optimizer.items())
 
 
 # -- verbose output ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import io
 import math
 import os
 import pickle
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -159,8 +160,9 @@ def test_pickle_maps_a_cuda_model_to_the_cpu(fitted_frame_model):
     assert state["_torch_device"] == "cpu" and "module_" in vars(vae)
     state["_torch_device"] = "cuda:0"  # as written on a GPU machine
     restored = SparseVAE.__new__(SparseVAE)
-    with pytest.warns(UserWarning, match="fitted on cuda:0, which is not available"):
-        restored.__setstate__(state)
+    with pytest.warns(UserWarning, match="fitted on cuda:0, which is not available") as caught:
+        restored.__setstate__(state)  # what pickle.loads calls
+    assert caught[0].filename == __file__
     np.testing.assert_array_equal(restored.transform(frame), vae.transform(frame))
 
 
@@ -170,8 +172,9 @@ def test_load_maps_a_missing_device_to_the_cpu_or_refuses_it(fitted, small_digit
     X, _ = small_digits
     vae = pickle.loads(pickle.dumps(fitted)).set_params(device="cuda")  # as fitted on a GPU
     skvae.save(vae, tmp_path / "model.skvae")
-    with pytest.warns(UserWarning, match="fitted on cuda, which is not available"):
+    with pytest.warns(UserWarning, match="fitted on cuda, which is not available") as caught:
         loaded = skvae.load(tmp_path / "model.skvae")
+    assert caught[0].filename == __file__  # the warning points at the user's call
     assert next(loaded.module_.parameters()).device == torch.device("cpu")
     np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
     assert skvae.load(tmp_path / "model.skvae", device="cpu").score(X) == fitted.score(X)
@@ -227,7 +230,7 @@ def test_load_refuses_tampered_and_incompatible_files(fitted_frame_model, tmp_pa
     content = torch.load(io.BytesIO(path.read_bytes().split(b"\n", 2)[2]), weights_only=True)
     newer = dict(content, format_version=99)
     mismatched = dict(
-        content, module={k: v[:1] if v.dim() else v for k, v in content["module"].items()}
+        content, module_={k: v[:1] if v.dim() else v for k, v in content["module_"].items()}
     )
     for name, bad, message in [
         ("newer", newer, "comes from a newer skvae"),
@@ -245,3 +248,43 @@ def test_save_refuses_what_it_cannot_store(tmp_path):
         skvae.save(SparseVAE(), tmp_path / "x")
     with pytest.raises(TypeError, match="takes a SparseVAE or GaussianVAE"):
         skvae.save(object(), tmp_path / "x")
+
+
+# -- files and pickles of other versions --------------------------------------------------------
+
+DATA = Path(__file__).with_name("data")
+
+
+def test_load_reads_the_files_of_skvae_0_1_0(digits):
+    # Written by skvae 0.1.0 (format 1): a Student-t SparseVAE, df=4, and its outputs.
+    X = digits[0][:10]
+    loaded = skvae.load(DATA / "skvae-0.1.0-student-t.skvae")
+    recorded = np.load(DATA / "skvae-0.1.0-student-t-outputs.npz")
+    np.testing.assert_array_equal(loaded.transform(X), recorded["transform"])
+    np.testing.assert_array_equal(loaded.score_samples(X), recorded["score_samples"])
+    assert loaded.module_.architecture["prior_params"] == {"df": 4.0}
+    assert not hasattr(loaded, "_n_features_out") or loaded._n_features_out == 2
+    assert "_n_features_out" not in vars(loaded)
+    loaded.partial_fit(X)  # training goes on
+    assert loaded.n_iter_ == 3
+
+
+def test_a_pickle_of_another_version_is_refused_with_the_way_out():
+    with pytest.raises(ValueError, match="pickled by another version.*skvae.save and skvae.load"):
+        with open(DATA / "skvae-0.1.0-student-t.pkl", "rb") as file:
+            pickle.load(file)
+
+
+def test_load_rebuilds_the_fitted_architecture_not_later_parameters(
+    fitted, small_digits, tmp_path
+):
+    # Parameters changed after fitting describe a model not yet fitted; the file holds the
+    # weights of the fitted one, and load rebuilds that.
+    X, _ = small_digits
+    vae = pickle.loads(pickle.dumps(fitted))
+    vae.set_params(activation="relu", hidden_layer_sizes=(64, 64))
+    skvae.save(vae, tmp_path / "model.skvae")
+    loaded = skvae.load(tmp_path / "model.skvae")
+    assert loaded.activation == "relu"  # the parameters as saved
+    assert loaded.module_.architecture == fitted.module_.architecture
+    np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
