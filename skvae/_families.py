@@ -32,11 +32,12 @@ must neither depend on nor advance.
 import math
 from collections.abc import Callable, Set
 from dataclasses import dataclass, field
+from numbers import Real
 
 import numpy as np
 import torch
 from scipy import special
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 from torch.distributions import (
     Bernoulli,
@@ -199,7 +200,8 @@ class Prior(_Family):
     """A prior family: ``make(loc, scale, **params)`` is the law of each latent coordinate.
 
     ``params`` maps each hyper-parameter of the family to its default (Student-t:
-    ``{"df": 3.0}``); the estimator sets it (SparseVAE's ``df``), and the fitted module
+    ``{"df": 3.0}``), and ``constraints`` any of them to a scikit-learn constraint that its
+    value must satisfy; the estimator sets it (SparseVAE's ``df``), and the fitted module
     keeps its value as a buffer named ``prior_<param>``. ``in_sparse_vae`` says whether
     :class:`~skvae.SparseVAE` offers the family.
     """
@@ -209,6 +211,7 @@ class Prior(_Family):
     make: Callable[..., Distribution]
     in_sparse_vae: bool = True
     params: dict = field(default_factory=dict)
+    constraints: dict = field(default_factory=dict)
 
     def __call__(self, loc, scale, **params):
         return self.make(loc, scale, **params)
@@ -250,7 +253,8 @@ class Posterior(_Family):
     ``transform`` returns. A family of another form overrides ``__call__``, ``code``,
     ``rsample`` and, where its KL is not torch's closed form or ``log q - log p`` at z,
     ``kl``; each receives the family's hyper-parameters (``params``: name -> default, set by
-    the estimators' ``posterior_params``) as keyword arguments.
+    the estimators' ``posterior_params``, each satisfying its entry of ``constraints``) as
+    keyword arguments.
 
     ``has_mean`` is False for a family without a mean (Cauchy): its codes, pushed through a
     decoder that grows without bound, have an expected log-likelihood of -inf, so the
@@ -264,6 +268,7 @@ class Posterior(_Family):
     n_outputs: int = 2
     n_noise: int = 1
     params: dict = field(default_factory=dict)
+    constraints: dict = field(default_factory=dict)
 
     def __call__(self, output, **params):
         """q(z|x) from the encoder's output for x."""
@@ -280,6 +285,12 @@ class Posterior(_Family):
         """The z that uniform ``noise`` gives, differentiable in the posterior's parameters."""
         return distribution.icdf(noise)
 
+    def decoder_input(self, z, **params):
+        """What the decoder reads of a latent z: z itself, for a family that changes nothing in
+        the generative model (a thresholded family decodes a map of z; see
+        :class:`ThresholdedPosterior`)."""
+        return z
+
     def kl(self, distribution, prior, z, *, closed_form, **params):
         """KL(q(z|x) || p(z)) per latent dimension: torch's closed form where it registers
         one (``closed_form``), else the Monte Carlo estimate log q(z|x) - log p(z) at ``z``."""
@@ -288,9 +299,47 @@ class Posterior(_Family):
         return distribution.log_prob(z) - prior.log_prob(z)
 
 
+def soft_threshold(z, threshold):
+    """``sign(z) * max(|z| - threshold, 0)``: exactly 0 where ``|z| <= threshold``."""
+    return torch.sign(z) * F.relu(z.abs() - threshold)
+
+
+@dataclass(frozen=True)
+class ThresholdedPosterior(Posterior):
+    """A location-scale posterior whose model decodes soft-thresholded codes.
+
+    The generative model is z ~ p(z), h = S(z) = sign(z) max(|z| - threshold, 0), x ~
+    p(x | decoder(h)): the threshold is part of the decoder, so the ELBO over z, with the KL
+    of q(z|x) to the prior as for any posterior, bounds the log-likelihood of this model, and
+    ``sample`` decodes S(z) of prior draws. The prior puts mass P(|z| <= threshold) on h = 0.
+    ``transform`` returns S(location), the median of q(h|x), which is exactly 0 wherever the
+    location lies within the threshold.
+
+    In training the threshold passes gradients straight through (Fallah and Rozell, 2022):
+    the forward pass, and so the training loss, is that of the model above, but the
+    gradient with respect to z is the identity, so that codes inside the dead zone still
+    learn. Scoring computes the same forward pass, without gradients.
+    """
+
+    params: dict = field(default_factory=lambda: {"threshold": 0.5})
+    constraints: dict = field(
+        default_factory=lambda: {"threshold": Interval(Real, 0, None, closed="left")}
+    )
+
+    def code(self, output, threshold):
+        return soft_threshold(super().code(output), threshold)
+
+    def decoder_input(self, z, threshold):
+        h = soft_threshold(z, threshold)
+        if torch.is_grad_enabled():
+            return z + (h - z).detach()  # the value of h, the gradient of z
+        return h
+
+
 POSTERIORS = _Registry("posterior")
 POSTERIORS.register(Posterior("normal", Normal))
 POSTERIORS.register(Posterior("cauchy", Cauchy, has_mean=False))
+POSTERIORS.register(ThresholdedPosterior("thresholded", Normal))
 
 
 def check_kl_finite(posterior, prior, prior_params, posterior_params):

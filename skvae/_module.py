@@ -125,9 +125,10 @@ class VAEModule(nn.Module):
         params = self._params("posterior", self.posterior_family)
         return self.posterior_family.code(self.encoder(x), **params)
 
-    def decode(self, z):
-        """p(x|z) as a distribution over each feature."""
-        return self.likelihood(self.decoder(z))
+    def decode(self, h):
+        """p(x|h) as a distribution over each feature, for codes h (what the decoder reads of
+        a latent z: z itself, or its thresholded value; see ``Posterior.decoder_input``)."""
+        return self.likelihood(self.decoder(h))
 
     def elbo(self, x, noise, beta=1.0):
         """ELBO of each row of ``x``, ``E_q[log p(x|z)] - beta * KL(q(z|x) || p(z))``.
@@ -145,7 +146,8 @@ class VAEModule(nn.Module):
         posterior = self.posterior(x)
         params = self._params("posterior", self.posterior_family)
         z = self.posterior_family.rsample(posterior, noise, **params)
-        return posterior, z, self.decode(z).log_prob(x).sum(-1)
+        h = self.posterior_family.decoder_input(z, **params)
+        return posterior, z, self.decode(h).log_prob(x).sum(-1)
 
     def kl(self, posterior, z):
         """KL(q(z|x) || p(z)) per latent dimension: closed form, or log q - log p at ``z``."""
@@ -162,4 +164,7 @@ class VAEModule(nn.Module):
     def sample(self, n_samples, generator):
         """``n_samples`` rows of the generative model: z from the prior, then x from p(x|z)."""
         z = self.prior_family.sample(self.prior(), (n_samples,), generator)
-        return self.likelihood.sample(self.decode(z), generator)
+        h = self.posterior_family.decoder_input(
+            z, **self._params("posterior", self.posterior_family)
+        )
+        return self.likelihood.sample(self.decode(h), generator)

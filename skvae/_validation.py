@@ -74,7 +74,7 @@ def available_device(device, stacklevel=2):
 
 def family_params(family, given):
     """Values of ``family``'s hyper-parameters: those in ``given`` (a dict), else the family's
-    defaults; a name the family does not have is refused."""
+    defaults; a name the family does not have, or a value its constraint refuses, raises."""
     unknown = set(given) - set(family.params)
     if unknown:
         known = ", ".join(map(repr, family.params)) or "none"
@@ -83,7 +83,14 @@ def family_params(family, given):
             f"The {family.kind} {family.name!r} has no parameter {unknown}; its parameters "
             f"are: {known}."
         )
-    return {name: float(given.get(name, default)) for name, default in family.params.items()}
+    values = {name: given.get(name, default) for name, default in family.params.items()}
+    for name, constraint in family.constraints.items():
+        if not constraint.is_satisfied_by(values[name]):
+            raise ValueError(
+                f"The {family.kind} {family.name!r} needs {name} to be {constraint}, got "
+                f"{values[name]!r}."
+            )
+    return {name: float(value) for name, value in values.items()}
 
 
 def check_architecture(architecture, fitted=None):

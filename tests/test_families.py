@@ -15,7 +15,7 @@ from conftest import FAST
 from scipy import stats
 from torch.distributions import kl_divergence
 
-from skvae import GaussianVAE, SparseVAE
+from skvae import GaussianVAE, SparseVAE, diagnostics
 from skvae._families import (
     LIKELIHOODS,
     POSTERIORS,
@@ -27,7 +27,7 @@ from skvae._families import (
     kl_is_closed_form,
     uniform,
 )
-from skvae._validation import check_architecture
+from skvae._validation import check_architecture, torch_generator
 
 SHAPES = [(), (3,), (2, 4)]
 
@@ -377,8 +377,10 @@ def test_likelihood_sampling_follows_the_distribution(name):
 def test_every_registered_family_is_checked_here():
     assert [law[0] for law in PRIOR_LAWS] == list(PRIORS)
     assert list(LIKELIHOOD_OUTPUTS) == list(LIKELIHOODS)
-    # Both posteriors are fitted in test_kl_is_closed_form_exactly_where_torch_registers_one.
-    assert list(POSTERIORS) == ["normal", "cauchy"]
+    # The normal and Cauchy posteriors are fitted in
+    # test_kl_is_closed_form_exactly_where_torch_registers_one, the thresholded one by the
+    # test_thresholded_* tests below.
+    assert list(POSTERIORS) == ["normal", "cauchy", "thresholded"]
 
 
 def test_uniform_noise_is_inside_the_open_interval():
@@ -433,3 +435,82 @@ def test_count_likelihoods_sample_counts(counts, likelihood):
     assert (draws >= 0).all() and (draws == np.round(draws)).all()
     np.testing.assert_array_equal(draws, vae.sample(50, random_state=0))
     assert (vae.inverse_transform(vae.transform(counts)) > 0).all()  # Poisson/NB means
+
+
+# -- the thresholded posterior: exact zeros in the codes, a true ELBO of its model --------------
+
+
+@pytest.fixture(scope="module")
+def thresholded(small_digits):
+    X, _ = small_digits
+    params = {**FAST, "posterior": "thresholded", "posterior_params": {"threshold": 0.3}}
+    return SparseVAE(**params, likelihood="bernoulli").fit(X)
+
+
+def test_thresholded_codes_are_the_soft_thresholded_location(thresholded, small_digits):
+    X, _ = small_digits
+    location = thresholded.module_.encoder(torch.as_tensor(X, dtype=torch.float32))
+    location = location.detach().chunk(2, dim=-1)[0].numpy()
+    Z = thresholded.transform(X)
+    expected = np.sign(location) * np.maximum(np.abs(location) - 0.3, 0)
+    np.testing.assert_allclose(Z, expected, rtol=1e-6, atol=1e-7)
+    assert np.array_equal(Z == 0, np.abs(location) <= 0.3)
+    assert (Z == 0).any() and (Z != 0).any()
+
+
+def test_thresholded_score_is_the_elbo_of_the_model_that_decodes_thresholded_codes(
+    thresholded, small_digits
+):
+    # The ELBO of z ~ Cauchy, h = S(z), x ~ Bernoulli(decoder(h)), written out by hand with
+    # the estimator's fixed noise: the reconstruction term decodes S(z), the KL is that of
+    # q(z|x) to the prior (Monte Carlo, at the same z).
+    X, _ = small_digits
+    x = torch.as_tensor(X[:50], dtype=torch.float32)
+    module = thresholded.module_
+    noise = thresholded._fixed_noise(thresholded.n_mc_samples)
+    with torch.no_grad():
+        loc, raw_scale = module.encoder(x).chunk(2, dim=-1)
+        q = torch.distributions.Normal(loc, torch.nn.functional.softplus(raw_scale) + 1e-6)
+        z = q.icdf(noise)
+        h = torch.sign(z) * torch.clamp(z.abs() - 0.3, min=0)
+        logits = module.decoder(h)
+        log_px = (
+            torch.distributions.Bernoulli(logits=logits, validate_args=False).log_prob(x).sum(-1)
+        )
+        prior = torch.distributions.Cauchy(0.0, 1.0)
+        kl = (q.log_prob(z) - prior.log_prob(z)).sum(-1)
+        expected = (log_px - kl).mean(0).numpy()
+    np.testing.assert_allclose(thresholded.score_samples(X[:50]), expected, rtol=1e-5)
+    # The IWAE estimate of the same model is at least the ELBO on average.
+    log_px = diagnostics.log_likelihood(thresholded, X[:50], n_samples=200)
+    assert log_px.mean() >= thresholded.score(X[:50])
+
+
+def test_thresholded_samples_decode_thresholded_prior_draws(thresholded):
+    # sample() draws from the fitted model: z from the prior, h = S(z), x from p(x|h).
+    generator = torch_generator(np.random.RandomState(0), "cpu")
+    module = thresholded.module_
+    with torch.no_grad():
+        z = PRIORS["cauchy"].sample(module.prior(), (7,), generator)
+        h = torch.sign(z) * torch.clamp(z.abs() - 0.3, min=0)
+        x = LIKELIHOODS["bernoulli"].sample(module.decode(h), generator)
+    np.testing.assert_array_equal(thresholded.sample(7, random_state=0), x.numpy())
+
+
+def test_thresholded_training_passes_gradients_straight_through():
+    family = POSTERIORS["thresholded"]
+    z = torch.tensor([-2.0, -0.1, 0.0, 0.2, 1.5], requires_grad=True)
+    h = family.decoder_input(z, threshold=torch.tensor(0.5))
+    assert torch.equal(h.detach(), torch.tensor([-1.5, 0.0, 0.0, 0.0, 1.0]))
+    h.sum().backward()
+    assert torch.equal(z.grad, torch.ones(5))  # inside the dead zone too
+    with torch.no_grad():  # scoring and sampling: the thresholded value itself
+        assert torch.equal(family.decoder_input(z, threshold=0.5), h.detach())
+
+
+@pytest.mark.parametrize("threshold", [-0.5, "wide"])
+def test_thresholded_refuses_a_bad_threshold(small_digits, threshold):
+    X, _ = small_digits
+    vae = SparseVAE(**FAST, posterior="thresholded", posterior_params={"threshold": threshold})
+    with pytest.raises(ValueError, match=r"needs threshold to be a float in the range \[0.0"):
+        vae.fit(X)
