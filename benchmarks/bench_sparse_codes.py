@@ -1,7 +1,8 @@
 """Sparse codes on MNIST: each mechanism against the Gaussian and the plain Cauchy prior.
 
 Every model has the same architecture, data and epoch budget; the rows differ in the prior
-and the posterior family (``thresholded`` with its threshold). For each: the test ELBO, an
+and the posterior family (``thresholded`` with its threshold, ``spike-and-slab`` with its
+prior probability of an active code). For each: the test ELBO, an
 importance-weighted estimate of log p(x), the codes' Hoyer sparsity, their share of exact
 zeros (over all dimensions, and over the active ones only, since a collapsed dimension is
 zero for free), the active units, and the accuracy of a logistic regression on the codes.
@@ -13,7 +14,8 @@ Usage::
         --hidden 200,200 --importance-samples 5000
     python benchmarks/bench_sparse_codes.py --quick         # a fast check that it runs
 
-A model is ``prior/posterior`` or ``prior/thresholded:<threshold>`` (``--models``).
+A model is ``prior/posterior``, ``prior/thresholded:<threshold>`` or
+``prior/spike-and-slab:<sparsity>`` (``--models``).
 """
 
 import argparse
@@ -35,6 +37,9 @@ MODELS = [
     "cauchy/thresholded:1",
     "normal/thresholded:0.5",
     "laplace/thresholded:0.5",
+    "normal/spike-and-slab:0.5",
+    "cauchy/spike-and-slab:0.5",
+    "cauchy/spike-and-slab:0.2",
 ]
 
 
@@ -66,7 +71,8 @@ def parse_args():
 
 def make_model(model, args):
     prior, _, posterior = model.partition("/")
-    posterior, _, threshold = posterior.partition(":")
+    posterior, _, value = posterior.partition(":")
+    name = {"thresholded": "threshold", "spike-and-slab": "sparsity"}.get(posterior)
     return make_vae(
         prior,
         n_components=args.n_components,
@@ -74,7 +80,7 @@ def make_model(model, args):
         activation="relu" if prior == "normal" else "tanh",  # each estimator's default
         likelihood="bernoulli",
         posterior=posterior,
-        posterior_params={"threshold": float(threshold)} if threshold else None,
+        posterior_params={name: float(value)} if value else None,
         max_iter=args.epochs,
         tol=None,
         random_state=args.seed,

@@ -298,6 +298,16 @@ class Posterior(_Family):
             return kl_divergence(distribution, prior)
         return distribution.log_prob(z) - prior.log_prob(z)
 
+    def log_densities(self, distribution, prior, z, **params):
+        """``log p(z)`` and ``log q(z|x)``, each summed over the latent dimensions: with
+        ``log p(x|z)``, the importance weight of ``z`` in the estimate of log p(x)."""
+        return prior.log_prob(z).sum(-1), distribution.log_prob(z).sum(-1)
+
+    def prior_codes(self, prior_family, prior, n_samples, generator, **params):
+        """The codes the decoder reads for ``n_samples`` draws of the generative model."""
+        z = prior_family.sample(prior, (n_samples,), generator)
+        return self.decoder_input(z, **params)
+
 
 def soft_threshold(z, threshold):
     """``sign(z) * max(|z| - threshold, 0)``: exactly 0 where ``|z| <= threshold``."""
@@ -332,14 +342,114 @@ class ThresholdedPosterior(Posterior):
     def decoder_input(self, z, threshold):
         h = soft_threshold(z, threshold)
         if torch.is_grad_enabled():
-            return z + (h - z).detach()  # the value of h, the gradient of z
+            return h.detach() + (z - z.detach())  # exactly the value of h, the gradient of z
         return h
+
+
+class _GatedSlab:
+    """q(s, y | x) of a spike-and-slab posterior: a gate s ~ Bernoulli(sigmoid(gate_logit))
+    and a slab y ~ ``slab`` for each latent dimension."""
+
+    def __init__(self, slab, gate_logit):
+        self.slab, self.gate_logit = slab, gate_logit
+
+    @property
+    def loc(self):
+        return self.slab.loc
+
+
+@dataclass(frozen=True)
+class SpikeAndSlabPosterior(Posterior):
+    """Spike-and-slab codes h = s y: a gate s (on with prior probability ``sparsity``) and a
+    slab value y from the prior (Tonolini, Jensen and Murray-Smith, UAI 2019).
+
+    The generative model is y ~ p(y) (the estimator's prior), s ~ Bernoulli(sparsity),
+    x ~ p(x | decoder(s y)), so that the prior of a code has an atom of mass 1 - sparsity at
+    0. The posterior is q(s = 1 | x) = gamma(x) with y ~ N(mu(x), sigma(x)) when on, and y
+    from the prior when off (where x does not depend on it). Its KL to the model's prior is
+    KL(Bernoulli(gamma) || Bernoulli(sparsity)) + gamma KL(N(mu, sigma) || p(y)) per
+    dimension, torch's closed form for the slab where it has one, else Monte Carlo. The
+    encoder gives mu, a raw sigma and the gate's logit (three outputs per dimension); a z
+    takes two uniform draws per dimension, one for y and one for s, and is returned as
+    ``[y, s]``. Scoring and sampling use hard gates, so ``score`` is an unbiased estimate of
+    this model's ELBO; training passes the gate's gradient straight through a logistic
+    relaxation at temperature 0.5 (its forward value is the hard gate). ``transform``
+    returns mu where gamma > 1/2 and exactly 0 elsewhere (the mode of the gate).
+    """
+
+    n_outputs: int = 3
+    n_noise: int = 2
+    params: dict = field(default_factory=lambda: {"sparsity": 0.5})
+    constraints: dict = field(
+        default_factory=lambda: {"sparsity": Interval(Real, 0, 1, closed="neither")}
+    )
+    temperature: float = 0.5
+
+    def __call__(self, output, sparsity):
+        loc, raw_scale, gate_logit = output.chunk(3, dim=-1)
+        scale = F.softplus(raw_scale) + MIN_POSTERIOR_SCALE
+        return _GatedSlab(Normal(loc, scale, validate_args=False), gate_logit)
+
+    def code(self, output, sparsity):
+        loc, _, gate_logit = output.chunk(3, dim=-1)
+        return torch.where(gate_logit > 0, loc, torch.zeros_like(loc))
+
+    def rsample(self, distribution, noise, sparsity):
+        slab_noise, gate_noise = noise.chunk(2, dim=-1)
+        y = distribution.slab.icdf(slab_noise)
+        margin = distribution.gate_logit - torch.logit(gate_noise)  # > 0: the gate is on
+        s = (margin > 0).to(y.dtype)
+        if torch.is_grad_enabled():
+            relaxed = torch.sigmoid(margin / self.temperature)
+            s = s + (relaxed - relaxed.detach())  # exactly the hard gate, the relaxed gradient
+        return torch.cat([y, s], dim=-1)
+
+    def decoder_input(self, z, sparsity):
+        y, s = z.chunk(2, dim=-1)
+        return y * s
+
+    def kl(self, distribution, prior, z, *, closed_form, sparsity):
+        gate = torch.sigmoid(distribution.gate_logit)
+        log_on, log_off = (
+            F.logsigmoid(distribution.gate_logit),
+            F.logsigmoid(-distribution.gate_logit),
+        )
+        gate_kl = gate * (log_on - torch.log(sparsity)) + (1 - gate) * (
+            log_off - torch.log1p(-sparsity)
+        )
+        y = z.chunk(2, dim=-1)[0]
+        try:
+            slab_kl = kl_divergence(distribution.slab, prior)
+        except NotImplementedError:
+            slab_kl = distribution.slab.log_prob(y) - prior.log_prob(y)
+        return gate_kl + gate * slab_kl
+
+    def log_densities(self, distribution, prior, z, sparsity):
+        # Densities of (s, y) with respect to the same measure for both: where the gate is
+        # off, y is the prior's under p and q alike, and its density cancels from the ratio.
+        y, s = z.chunk(2, dim=-1)
+        on = s > 0
+        log_prior = torch.where(
+            on, torch.log(sparsity) + prior.log_prob(y), torch.log1p(-sparsity)
+        )
+        log_posterior = torch.where(
+            on,
+            F.logsigmoid(distribution.gate_logit) + distribution.slab.log_prob(y),
+            F.logsigmoid(-distribution.gate_logit),
+        )
+        return log_prior.sum(-1), log_posterior.sum(-1)
+
+    def prior_codes(self, prior_family, prior, n_samples, generator, sparsity):
+        y = prior_family.sample(prior, (n_samples,), generator)
+        on = uniform(y.shape, generator, device=y.device, dtype=y.dtype) < sparsity
+        return y * on
 
 
 POSTERIORS = _Registry("posterior")
 POSTERIORS.register(Posterior("normal", Normal))
 POSTERIORS.register(Posterior("cauchy", Cauchy, has_mean=False))
 POSTERIORS.register(ThresholdedPosterior("thresholded", Normal))
+POSTERIORS.register(SpikeAndSlabPosterior("spike-and-slab", Normal))
 
 
 def check_kl_finite(posterior, prior, prior_params, posterior_params):

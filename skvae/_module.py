@@ -159,12 +159,17 @@ class VAEModule(nn.Module):
     def log_importance_weights(self, x, noise):
         """``log p(x|z) + log p(z) - log q(z|x)`` at the z that ``noise`` gives for each row."""
         posterior, z, log_likelihood = self._reconstruct(x, noise)
-        return log_likelihood + self.prior().log_prob(z).sum(-1) - posterior.log_prob(z).sum(-1)
+        params = self._params("posterior", self.posterior_family)
+        log_prior, log_posterior = self.posterior_family.log_densities(
+            posterior, self.prior(), z, **params
+        )
+        return log_likelihood + log_prior - log_posterior
 
     def sample(self, n_samples, generator):
-        """``n_samples`` rows of the generative model: z from the prior, then x from p(x|z)."""
-        z = self.prior_family.sample(self.prior(), (n_samples,), generator)
-        h = self.posterior_family.decoder_input(
-            z, **self._params("posterior", self.posterior_family)
+        """``n_samples`` rows of the generative model: codes from the prior, then x from
+        p(x|h)."""
+        params = self._params("posterior", self.posterior_family)
+        h = self.posterior_family.prior_codes(
+            self.prior_family, self.prior(), n_samples, generator, **params
         )
         return self.likelihood.sample(self.decode(h), generator)

@@ -23,6 +23,7 @@ from skvae._families import (
     Cauchy,
     Posterior,
     Prior,
+    _GatedSlab,
     check_kl_finite,
     kl_is_closed_form,
     uniform,
@@ -378,9 +379,9 @@ def test_every_registered_family_is_checked_here():
     assert [law[0] for law in PRIOR_LAWS] == list(PRIORS)
     assert list(LIKELIHOOD_OUTPUTS) == list(LIKELIHOODS)
     # The normal and Cauchy posteriors are fitted in
-    # test_kl_is_closed_form_exactly_where_torch_registers_one, the thresholded one by the
-    # test_thresholded_* tests below.
-    assert list(POSTERIORS) == ["normal", "cauchy", "thresholded"]
+    # test_kl_is_closed_form_exactly_where_torch_registers_one, the others by the
+    # test_thresholded_* and test_spike_and_slab_* tests below.
+    assert list(POSTERIORS) == ["normal", "cauchy", "thresholded", "spike-and-slab"]
 
 
 def test_uniform_noise_is_inside_the_open_interval():
@@ -514,3 +515,91 @@ def test_thresholded_refuses_a_bad_threshold(small_digits, threshold):
     vae = SparseVAE(**FAST, posterior="thresholded", posterior_params={"threshold": threshold})
     with pytest.raises(ValueError, match=r"needs threshold to be a float in the range \[0.0"):
         vae.fit(X)
+
+
+# -- the spike-and-slab posterior: gates with an atom at zero in prior and posterior ------------
+
+
+@pytest.fixture(scope="module")
+def spike_and_slab(small_digits):
+    X, _ = small_digits
+    params = {**FAST, "posterior": "spike-and-slab", "posterior_params": {"sparsity": 0.3}}
+    return GaussianVAE(**params, likelihood="bernoulli").fit(X)
+
+
+def _gated(vae, x):
+    loc, raw_scale, gate_logit = vae.module_.encoder(x).chunk(3, dim=-1)
+    slab = torch.distributions.Normal(loc, torch.nn.functional.softplus(raw_scale) + 1e-6)
+    return slab, gate_logit
+
+
+def test_spike_and_slab_codes_are_the_slab_location_where_the_gate_is_on(
+    spike_and_slab, small_digits
+):
+    X, _ = small_digits
+    with torch.no_grad():
+        slab, gate_logit = _gated(spike_and_slab, torch.as_tensor(X, dtype=torch.float32))
+    Z = spike_and_slab.transform(X)
+    on = (gate_logit > 0).numpy()
+    np.testing.assert_allclose(Z[on], slab.loc.numpy()[on], rtol=1e-6)
+    assert (Z[~on] == 0).all() and on.any() and (~on).any()
+
+
+def test_spike_and_slab_score_is_the_elbo_of_the_gated_model(spike_and_slab, small_digits):
+    # The ELBO of y ~ N(0, 1), s ~ Bernoulli(0.3), x ~ p(x | decoder(s y)) by hand, with the
+    # estimator's fixed noise and hard gates: the KL is that of the gates plus, weighted by
+    # the gate's probability, that of the slab (closed form against a normal prior).
+    X, _ = small_digits
+    x = torch.as_tensor(X[:50], dtype=torch.float32)
+    vae = spike_and_slab
+    noise = vae._fixed_noise(vae.n_mc_samples)
+    assert noise.shape[-1] == 2 * FAST["n_components"]
+    with torch.no_grad():
+        slab, gate_logit = _gated(vae, x)
+        slab_noise, gate_noise = noise.chunk(2, dim=-1)
+        y, gate = slab.icdf(slab_noise), torch.sigmoid(gate_logit)
+        s = (gate_noise < gate).float()
+        logits = vae.module_.decoder(s * y)
+        log_px = torch.distributions.Bernoulli(logits=logits, validate_args=False)
+        log_px = log_px.log_prob(x).sum(-1)
+        alpha = torch.tensor(0.3)
+        gate_kl = torch.distributions.kl_divergence(
+            torch.distributions.Bernoulli(gate), torch.distributions.Bernoulli(alpha)
+        )
+        slab_kl = torch.distributions.kl_divergence(slab, torch.distributions.Normal(0.0, 1.0))
+        expected = (log_px - (gate_kl + gate * slab_kl).sum(-1)).mean(0).numpy()
+    np.testing.assert_allclose(vae.score_samples(X[:50]), expected, rtol=1e-4)
+    # The importance-weighted estimate of the same model's log p(x) is at least its ELBO.
+    log_px = diagnostics.log_likelihood(vae, X[:50], n_samples=500)
+    assert log_px.mean() >= vae.score(X[:50])
+
+
+def test_spike_and_slab_samples_gate_prior_draws(spike_and_slab):
+    generator = torch_generator(np.random.RandomState(0), "cpu")
+    module = spike_and_slab.module_
+    with torch.no_grad():
+        y = PRIORS["normal"].sample(module.prior(), (9,), generator)
+        on = uniform(y.shape, generator) < 0.3
+        x = LIKELIHOODS["bernoulli"].sample(module.decode(y * on), generator)
+    np.testing.assert_array_equal(spike_and_slab.sample(9, random_state=0), x.numpy())
+
+
+def test_spike_and_slab_gates_are_hard_forward_and_relaxed_backward():
+    family = POSTERIORS["spike-and-slab"]
+    slab = torch.distributions.Normal(torch.zeros(4), torch.ones(4))
+    gate_logit = torch.tensor([-3.0, -0.5, 0.5, 3.0], requires_grad=True)
+    noise = torch.tensor([0.5, 0.5, 0.5, 0.5, 0.2, 0.5, 0.5, 0.9])
+    z = family.rsample(_GatedSlab(slab, gate_logit), noise, sparsity=torch.tensor(0.5))
+    s = z[4:]
+    expected = (torch.sigmoid(gate_logit) > noise[4:]).float()
+    assert torch.equal(s.detach(), expected)
+    s.sum().backward()
+    assert (gate_logit.grad > 0).all()  # through the relaxation, never zero
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 1.0, 1.5])
+def test_spike_and_slab_refuses_a_sparsity_outside_the_open_interval(small_digits, sparsity):
+    X, _ = small_digits
+    params = {"posterior": "spike-and-slab", "posterior_params": {"sparsity": sparsity}}
+    with pytest.raises(ValueError, match=r"needs sparsity to be a float in the range \(0.0"):
+        SparseVAE(**FAST, **params).fit(X)
