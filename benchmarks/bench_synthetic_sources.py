@@ -44,7 +44,11 @@ HIDDEN_LAYER_SIZES = {"linear": (), "nonlinear": (64,)}
 DICTIONARY_ALPHA = 1.0
 
 
-def make_models(mixing, seed, kl_warmup_epochs=0):
+# With --sparse-posteriors: the posterior families that put exact zeros in the codes.
+SPARSE_POSTERIORS = {"thresholded": {"threshold": 0.5}, "spike-and-slab": {"sparsity": 0.5}}
+
+
+def make_models(mixing, seed, kl_warmup_epochs=0, sparse_posteriors=False):
     """The methods to compare, by name, with their settings for ``mixing``."""
     n_components = DATA_SETTINGS["n_sources"]
     vae_params = dict(
@@ -53,7 +57,7 @@ def make_models(mixing, seed, kl_warmup_epochs=0):
         kl_warmup_epochs=kl_warmup_epochs,
         random_state=seed,
     )
-    return {
+    models = {
         "PCA": PCA(n_components, random_state=seed),
         "FastICA": FastICA(n_components, whiten="unit-variance", max_iter=1000, random_state=seed),
         "DictionaryLearning": DictionaryLearning(
@@ -64,9 +68,15 @@ def make_models(mixing, seed, kl_warmup_epochs=0):
         "SparseVAE (cauchy)": SparseVAE(prior="cauchy", **vae_params),
         "SparseVAE (student-t, df=3)": SparseVAE(prior="student-t", df=3.0, **vae_params),
     }
+    for posterior, params in SPARSE_POSTERIORS.items() if sparse_posteriors else ():
+        for prior in ("laplace", "cauchy"):
+            models[f"SparseVAE ({prior}, {posterior})"] = SparseVAE(
+                prior=prior, **dict(vae_params, posterior=posterior, posterior_params=params)
+            )
+    return models
 
 
-def measure(n_samples, seeds, kl_warmup_epochs=0):
+def measure(n_samples, seeds, kl_warmup_epochs=0, sparse_posteriors=False):
     """Scores of every method, mixing and seed: ``{(name, mixing): [(mcc_p, mcc_s, hoyer, s)]}``.
 
     The true sources enter as a method named "true sources", scored against themselves, so
@@ -82,7 +92,8 @@ def measure(n_samples, seeds, kl_warmup_epochs=0):
             results.setdefault(("true sources", mixing), []).append(
                 (1.0, 1.0, hoyer_sparsity(S), np.nan)
             )
-            for name, model in make_models(mixing, seed, kl_warmup_epochs).items():
+            models = make_models(mixing, seed, kl_warmup_epochs, sparse_posteriors)
+            for name, model in models.items():
                 seconds, codes = timed(model.fit_transform, X)
                 scores = (
                     mean_correlation_coefficient(S, codes, method="pearson"),
@@ -122,6 +133,11 @@ def main():
     parser.add_argument("--n-samples", type=int, help="rows per data set (default 10,000)")
     parser.add_argument("--seeds", type=int, help="number of seeds, 0, 1, ... (default 5)")
     add_kl_warmup_argument(parser)
+    parser.add_argument(
+        "--sparse-posteriors",
+        action="store_true",
+        help=f"add SparseVAEs with the posteriors {SPARSE_POSTERIORS}",
+    )
     args = parser.parse_args()
     n_samples = args.n_samples or (2000 if args.quick else 10_000)
     seeds = range(args.seeds or (2 if args.quick else 5))
@@ -138,7 +154,7 @@ def main():
     )
     print_environment()
     start = time.perf_counter()
-    results = measure(n_samples, seeds, args.kl_warmup_epochs)
+    results = measure(n_samples, seeds, args.kl_warmup_epochs, args.sparse_posteriors)
     print()
     columns = ["MCC Pearson [range]", "MCC Spearman", "Hoyer", "fit (s)"]
     headers = ["method", *(f"{m} {c}" for m in MIXINGS for c in columns)]
