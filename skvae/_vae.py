@@ -678,15 +678,21 @@ likelihood : %(likelihoods)s, default='gaussian'
     counts such as bag-of-words. Data outside a likelihood's support raise a ValueError.
 
 posterior : %(posteriors)s, default='normal'
-    Family of the approximate posterior q(z|x), a location and a scale per latent
-    dimension given by the encoder. ``'cauchy'`` needs a bounded decoder
-    (``activation='tanh'`` or ``'logistic'``): its codes have no mean, so through a ReLU
-    or linear decoder the expected log-likelihood is -inf.
+    Family of the approximate posterior q(z|x), given by the encoder. ``'normal'`` and
+    ``'cauchy'``: a location and a scale per latent dimension; ``'cauchy'`` needs a bounded
+    decoder (``activation='tanh'`` or ``'logistic'``): its codes have no mean, so through a
+    ReLU or linear decoder the expected log-likelihood is -inf. Two families put exact
+    zeros in the codes, and change the generative model to match (see the user guide,
+    "Exact zeros"): ``'thresholded'``, a normal posterior whose model decodes the
+    soft-thresholded code, and ``'spike-and-slab'``, whose model switches each code on
+    with prior probability ``sparsity`` and draws its value from the prior.
 
 posterior_params : dict, default=None
     Hyper-parameters of the posterior family, by name (as ``kernel_params`` in
-    scikit-learn); None or a missing name takes the family's default. The families
-    registered today have none; a name the family does not have raises a ValueError.
+    scikit-learn); None or a missing name takes the family's default:
+    ``{'threshold': 0.5}`` for ``'thresholded'`` (a float >= 0), ``{'sparsity': 0.5}``
+    for ``'spike-and-slab'`` (in (0, 1)); ``'normal'`` and ``'cauchy'`` have none. A name
+    the family does not have raises a ValueError.
 
 beta : float, default=1.0
     Weight of the KL term in the training objective (beta-VAE). :meth:`score` always uses
