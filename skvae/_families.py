@@ -291,6 +291,11 @@ class Posterior(_Family):
         :class:`ThresholdedPosterior`)."""
         return z
 
+    def kl_is_closed_form(self, distribution, prior):
+        """Whether ``kl`` is exact (no sample axis) for this family against ``prior``: where
+        torch's KL registry has a closed form for the pair. Decided once per model."""
+        return kl_is_closed_form(distribution, prior)
+
     def kl(self, distribution, prior, z, *, closed_form, **params):
         """KL(q(z|x) || p(z)) per latent dimension: torch's closed form where it registers
         one (``closed_form``), else the Monte Carlo estimate log q(z|x) - log p(z) at ``z``."""
@@ -417,12 +422,15 @@ class SpikeAndSlabPosterior(Posterior):
         gate_kl = gate * (log_on - torch.log(sparsity)) + (1 - gate) * (
             log_off - torch.log1p(-sparsity)
         )
-        y = z.chunk(2, dim=-1)[0]
-        try:
+        if closed_form:
             slab_kl = kl_divergence(distribution.slab, prior)
-        except NotImplementedError:
+        else:
+            y = z.chunk(2, dim=-1)[0]
             slab_kl = distribution.slab.log_prob(y) - prior.log_prob(y)
         return gate_kl + gate * slab_kl
+
+    def kl_is_closed_form(self, distribution, prior):
+        return kl_is_closed_form(distribution.slab, prior)  # the gates' KL always is
 
     def log_densities(self, distribution, prior, z, sparsity):
         # Densities of (s, y) with respect to the same measure for both: where the gate is

@@ -9,7 +9,7 @@ import math
 import torch
 from torch import nn
 
-from ._families import LIKELIHOODS, POSTERIORS, PRIORS, kl_is_closed_form
+from ._families import LIKELIHOODS, POSTERIORS, PRIORS
 
 ACTIVATIONS = {"identity": nn.Identity, "logistic": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 # Activations through which the decoder's output grows without bound in z.
@@ -96,7 +96,7 @@ class VAEModule(nn.Module):
             for name, value in params.items():
                 self.register_buffer(f"{kind}_{name}", torch.full((n_components,), float(value)))
         dummy_posterior = self.posterior(torch.zeros(1, n_features))
-        self.analytic_kl = kl_is_closed_form(dummy_posterior, self.prior())
+        self.analytic_kl = self.posterior_family.kl_is_closed_form(dummy_posterior, self.prior())
 
     def _params(self, kind, family):
         return {name: getattr(self, f"{kind}_{name}") for name in family.params}
@@ -141,12 +141,18 @@ class VAEModule(nn.Module):
         posterior, z, log_likelihood = self._reconstruct(x, noise)
         return log_likelihood - beta * self.kl(posterior, z).sum(-1)
 
-    def _reconstruct(self, x, noise):
-        """q(z|x), the z that ``noise`` gives for each row, and ``log p(x|z)``."""
+    def posterior_sample(self, x, noise):
+        """q(z|x) and the reparameterized z that ``noise`` gives for each row."""
         posterior = self.posterior(x)
         params = self._params("posterior", self.posterior_family)
-        z = self.posterior_family.rsample(posterior, noise, **params)
-        h = self.posterior_family.decoder_input(z, **params)
+        return posterior, self.posterior_family.rsample(posterior, noise, **params)
+
+    def _reconstruct(self, x, noise):
+        """q(z|x), the z that ``noise`` gives for each row, and ``log p(x|z)``."""
+        posterior, z = self.posterior_sample(x, noise)
+        h = self.posterior_family.decoder_input(
+            z, **self._params("posterior", self.posterior_family)
+        )
         return posterior, z, self.decode(h).log_prob(x).sum(-1)
 
     def kl(self, posterior, z):

@@ -138,8 +138,7 @@ def kl_per_dimension(estimator, X):
     noise = estimator._fixed_noise(estimator.n_mc_samples)
 
     def kl(x):
-        posterior = module.posterior(x)
-        per_dimension = module.kl(posterior, module.posterior_family.rsample(posterior, noise))
+        per_dimension = module.kl(*module.posterior_sample(x, noise))
         # Closed forms have no sample axis; Monte Carlo terms are averaged over it.
         return per_dimension if module.analytic_kl else per_dimension.mean(0)
 

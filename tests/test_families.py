@@ -441,6 +441,39 @@ def test_count_likelihoods_sample_counts(counts, likelihood):
 # -- the thresholded posterior: exact zeros in the codes, a true ELBO of its model --------------
 
 
+def _assert_log_likelihood_bounds_the_elbo(vae, X, n_samples=200):
+    """The importance-weighted estimate of the model's log p(x) is at least its ELBO."""
+    assert diagnostics.log_likelihood(vae, X, n_samples=n_samples).mean() >= vae.score(X)
+
+
+@pytest.mark.parametrize(
+    "prior, posterior",
+    [
+        ("normal", "normal"),
+        ("cauchy", "normal"),
+        ("cauchy", "thresholded"),
+        ("normal", "spike-and-slab"),  # closed-form slab KL
+        ("cauchy", "spike-and-slab"),  # Monte Carlo slab KL
+    ],
+)
+def test_kl_per_dimension_adds_up_to_the_elbos_kl_for_every_posterior(
+    small_digits, prior, posterior
+):
+    # The KL term of the ELBO, from the module at the estimator's fixed noise, is the ELBO
+    # without the KL (beta=0) minus the ELBO; kl_per_dimension must split exactly that.
+    X, _ = small_digits
+    estimator = GaussianVAE if prior == "normal" else SparseVAE
+    vae = estimator(**FAST, posterior=posterior)
+    vae = vae.set_params(prior=prior) if prior != "normal" else vae
+    vae.fit(X)
+    kl = diagnostics.kl_per_dimension(vae, X)
+    assert kl.shape == (FAST["n_components"],) and np.isfinite(kl).all()
+    x, noise = torch.as_tensor(X, dtype=torch.float32), vae._fixed_noise(vae.n_mc_samples)
+    with torch.no_grad():
+        expected = vae.module_.elbo(x, noise, 0.0) - vae.module_.elbo(x, noise, 1.0)
+    np.testing.assert_allclose(kl.sum(), expected.mean().item(), rtol=1e-4)
+
+
 @pytest.fixture(scope="module")
 def thresholded(small_digits):
     X, _ = small_digits
@@ -482,9 +515,7 @@ def test_thresholded_score_is_the_elbo_of_the_model_that_decodes_thresholded_cod
         kl = (q.log_prob(z) - prior.log_prob(z)).sum(-1)
         expected = (log_px - kl).mean(0).numpy()
     np.testing.assert_allclose(thresholded.score_samples(X[:50]), expected, rtol=1e-5)
-    # The IWAE estimate of the same model is at least the ELBO on average.
-    log_px = diagnostics.log_likelihood(thresholded, X[:50], n_samples=200)
-    assert log_px.mean() >= thresholded.score(X[:50])
+    _assert_log_likelihood_bounds_the_elbo(thresholded, X[:50])
 
 
 def test_thresholded_samples_decode_thresholded_prior_draws(thresholded):
@@ -569,9 +600,7 @@ def test_spike_and_slab_score_is_the_elbo_of_the_gated_model(spike_and_slab, sma
         slab_kl = torch.distributions.kl_divergence(slab, torch.distributions.Normal(0.0, 1.0))
         expected = (log_px - (gate_kl + gate * slab_kl).sum(-1)).mean(0).numpy()
     np.testing.assert_allclose(vae.score_samples(X[:50]), expected, rtol=1e-4)
-    # The importance-weighted estimate of the same model's log p(x) is at least its ELBO.
-    log_px = diagnostics.log_likelihood(vae, X[:50], n_samples=500)
-    assert log_px.mean() >= vae.score(X[:50])
+    _assert_log_likelihood_bounds_the_elbo(vae, X[:50], n_samples=500)
 
 
 def test_spike_and_slab_samples_gate_prior_draws(spike_and_slab):
