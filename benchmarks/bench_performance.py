@@ -40,6 +40,7 @@ from torch.distributions import Cauchy, Laplace, Normal, StudentT, kl_divergence
 from torch.nn import functional as F
 
 from skvae import GaussianVAE
+from skvae._families import POSTERIORS
 from skvae.datasets import load_mnist
 
 PRIORS = {  # prior name -> the distribution, given zero and one tensors on the device
@@ -211,6 +212,26 @@ def bench_fit(X, params, epochs, repeats):
                 (f"fit, prior={prior}, {name}", median / epochs, median / hand, median / tuned)
             )
     return rows
+
+
+def bench_posteriors(X, params, epochs, repeats):
+    """Rows: (name, median seconds per epoch, ratio to GaussianVAE): every posterior family
+    SparseVAE offers, with its default prior, against the Gaussian prior's speed."""
+    models = {"GaussianVAE": lambda: make_vae("normal", **params, max_iter=epochs)}
+    for posterior in POSTERIORS:  # SparseVAE's default activation, tanh, for each
+        models[f"SparseVAE, posterior={posterior}"] = partial(
+            make_vae, "cauchy", **params, activation="tanh", posterior=posterior, max_iter=epochs
+        )
+    times = {name: [] for name in models}
+    make_vae("normal", **params, max_iter=1).fit(X[:1000])  # the process's first fit is slow
+    for _ in range(repeats):
+        for name, make in models.items():
+            times[name].append(timed(make().fit, X)[0])
+    baseline = statistics.median(times["GaussianVAE"])
+    return [
+        (f"fit, {name}", statistics.median(t) / epochs, statistics.median(t) / baseline)
+        for name, t in times.items()
+    ]
 
 
 def bench_inference(X, params, repeats):
@@ -607,6 +628,10 @@ SECTIONS = {
     "batch-sizes": (
         ("cuda",),
         lambda r: bench_batch_sizes(r.X, r.params, r.epochs, r.repeats),
+    ),
+    "posteriors": (
+        ("cpu", "cuda"),
+        lambda r: bench_posteriors(r.X, r.params, r.epochs, r.repeats),
     ),
     "pythae": (("cpu",), lambda r: bench_pythae(r.X, r.params, r.epochs, r.repeats)),
     "inference": (

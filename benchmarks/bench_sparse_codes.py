@@ -27,6 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from skvae._families import POSTERIORS
 from skvae.datasets import load_mnist
 from skvae.diagnostics import active_units, hoyer_sparsity, latent_activity, log_likelihood
 
@@ -72,7 +73,7 @@ def parse_args():
 def make_model(model, args):
     prior, _, posterior = model.partition("/")
     posterior, _, value = posterior.partition(":")
-    name = {"thresholded": "threshold", "spike-and-slab": "sparsity"}.get(posterior)
+    name = next(iter(POSTERIORS[posterior].params), None)  # the family's first parameter
     return make_vae(
         prior,
         n_components=args.n_components,
