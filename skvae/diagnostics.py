@@ -1,16 +1,18 @@
-"""Diagnostics of latent codes: sparsity, active units, KL per dimension, source recovery.
+"""Diagnostics of latent codes: sparsity, active units, KL per dimension, source recovery,
+and how Gabor-like a model's filters are.
 
 They take a fitted :class:`~skvae.SparseVAE` or :class:`~skvae.GaussianVAE` and data, or
-codes as returned by ``transform``, and return NumPy values.
+codes as returned by ``transform``, or filters as rows of an array, and return NumPy values.
 """
 
 import math
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
+from scipy.ndimage import gaussian_filter
+from scipy.optimize import least_squares, linear_sum_assignment
 from scipy.stats import spearmanr
-from sklearn.utils import check_scalar
+from sklearn.utils import Bunch, check_scalar
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._training import inference_batch_size
@@ -22,6 +24,7 @@ __all__ = [
     "kl_per_dimension",
     "log_likelihood",
     "mean_correlation_coefficient",
+    "gabor_fit",
 ]
 
 
@@ -230,3 +233,237 @@ def mean_correlation_coefficient(sources, codes, *, method="pearson"):
     correlation = np.nan_to_num(np.abs(correlation))  # a constant column correlates with nothing
     rows, cols = linear_sum_assignment(-correlation)
     return float(correlation[rows, cols].mean())
+
+
+# Columns of the Gabor parameter vector that ``_gabor`` and ``_gabor_jacobian`` take.
+_GABOR_PARAMS = (
+    "amplitude",
+    "row",
+    "column",
+    "orientation",
+    "frequency",
+    "phase",
+    "sigma_x",
+    "sigma_y",
+    "offset",
+)
+
+
+def _gabor_parts(params, rows, columns):
+    """The terms of the Gabor at ``params`` on the pixel grid that its value and its
+    Jacobian share."""
+    amplitude, row, column, orientation, frequency, phase, sigma_x, sigma_y, _ = params
+    cos, sin = math.cos(orientation), math.sin(orientation)
+    d_column, d_row = columns - column, rows - row
+    # u runs along the wave vector (across the stripes), v along the stripes.
+    u = d_column * cos + d_row * sin
+    v = -d_column * sin + d_row * cos
+    envelope = np.exp(-0.5 * ((u / sigma_x) ** 2 + (v / sigma_y) ** 2))
+    angle = 2 * math.pi * frequency * u + phase
+    return u, v, envelope, np.cos(angle), np.sin(angle), cos, sin
+
+
+def _gabor(params, rows, columns):
+    """The Gabor's value at each pixel."""
+    _, _, envelope, carrier, _, _, _ = _gabor_parts(params, rows, columns)
+    return params[0] * envelope * carrier + params[8]
+
+
+def _gabor_jacobian(params, rows, columns):
+    """Derivatives of :func:`_gabor` with respect to ``params``, one column each."""
+    amplitude, _, _, _, frequency, _, sigma_x, sigma_y, _ = params
+    u, v, envelope, carrier, quadrature, cos, sin = _gabor_parts(params, rows, columns)
+    wave = amplitude * envelope * carrier
+    d_u = -wave * u / sigma_x**2 - amplitude * envelope * quadrature * 2 * math.pi * frequency
+    d_v = -wave * v / sigma_y**2
+    return np.stack(
+        [
+            envelope * carrier,
+            -d_u * sin - d_v * cos,  # row: u and v move by -sin and -cos
+            -d_u * cos + d_v * sin,  # column: by -cos and +sin
+            d_u * v - d_v * u,  # orientation
+            -amplitude * envelope * quadrature * 2 * math.pi * u,
+            -amplitude * envelope * quadrature,
+            wave * u**2 / sigma_x**3,
+            wave * v**2 / sigma_y**3,
+            np.ones_like(u),
+        ],
+        axis=1,
+    )
+
+
+def _spectral_peaks(image, n_peaks, padding):
+    """(frequency, orientation) of the ``n_peaks`` largest peaks of the image's amplitude
+    spectrum, each at least one spectral resolution away from the others (and from their
+    mirror images, which have the same orientation)."""
+    height, width = image.shape
+    power = np.abs(np.fft.fft2(image - image.mean(), s=(padding, padding))) ** 2
+    f_rows = np.fft.fftfreq(padding)[:, np.newaxis] + np.zeros((1, padding))
+    f_columns = np.fft.fftfreq(padding)[np.newaxis, :] + np.zeros((padding, 1))
+    resolution = 1.0 / min(height, width)
+    peaks = []
+    for index in np.argsort(power, axis=None)[::-1]:
+        f_row, f_column = f_rows.flat[index], f_columns.flat[index]
+        if all(
+            min(math.hypot(f_row - r, f_column - c), math.hypot(f_row + r, f_column + c))
+            > resolution
+            for r, c in peaks
+        ):
+            peaks.append((f_row, f_column))
+            if len(peaks) == n_peaks:
+                break
+    return [(math.hypot(r, c), math.atan2(r, c)) for r, c in peaks]
+
+
+def _gabor_starts(image, rows, columns):
+    """Initial parameters: two centres (of the filter's energy, and at its peak) times the
+    two largest peaks of its spectrum (frequency and orientation), each with the envelope's
+    width from the energy's spread and amplitude, phase and offset by linear least squares."""
+    height, width = image.shape
+    energy = (image - image.mean()) ** 2
+    energy = energy / energy.sum()
+    row, column = (energy * rows).sum(), (energy * columns).sum()
+    spread = math.sqrt((energy * ((rows - row) ** 2 + (columns - column) ** 2)).sum())
+    peak = np.unravel_index(np.argmax(gaussian_filter(energy, 1.0)), image.shape)
+    centres = [(row, column, spread), (float(peak[0]), float(peak[1]), max(spread / 2, 1.0))]
+    starts = []
+    for frequency, orientation in _spectral_peaks(image, 2, 4 * max(height, width)):
+        for row, column, sigma in centres:
+            params = np.array([1.0, row, column, orientation, frequency, 0.0, sigma, sigma, 0.0])
+            _, _, envelope, carrier, quadrature, _, _ = _gabor_parts(params, rows, columns)
+            design = np.stack([envelope * carrier, envelope * quadrature, np.ones_like(carrier)])
+            design = design.reshape(3, -1)
+            a, b, offset = np.linalg.lstsq(design.T, image.ravel(), rcond=None)[0]
+            # a cos + b sin = A cos(angle + phase) with A = hypot(a, b), phase = atan2(-b, a).
+            params[0], params[5], params[8] = math.hypot(a, b), math.atan2(-b, a), offset
+            starts.append(params)
+    return starts
+
+
+def gabor_fit(filters, *, patch_shape=None):
+    """Fit a 2-D Gabor function to each filter by least squares, and its R².
+
+    A Gabor is a plane wave under a Gaussian envelope, the shape of the receptive fields of
+    simple cells in the visual cortex, and of the filters that sparse coding and ICA learn
+    from natural-image patches (Olshausen and Field, 1996): localized, oriented and
+    bandpass. On pixel (row, column), with ``u`` the distance from the centre along the
+    wave vector (across the stripes) and ``v`` along the stripes::
+
+        g = amplitude * exp(-u**2 / (2 sigma_x**2) - v**2 / (2 sigma_y**2))
+            * cos(2 pi frequency u + phase) + offset
+
+    Each filter is fitted from four starts by :func:`scipy.optimize.least_squares`: the
+    two largest peaks of the filter's zero-padded amplitude spectrum give the frequency and
+    orientation, and the centre of mass of the filter's squared values and their peak give
+    the centre. R² is ``1 - (residual sum of squares) / (sum of squares about the filter's
+    mean)``: 1 for a perfect Gabor, near 0 for a filter a Gabor cannot describe; white
+    noise on 12x12 pixels scores about 0.15, and skvae's benchmarks call a filter Gabor-like
+    from 0.7. A plane wave over the whole patch is a Gabor with a wide envelope, so pair R²
+    with a measure of localization (``sigma_x``, ``sigma_y``). A few hundred 12x12 filters
+    take seconds.
+
+    Parameters
+    ----------
+    filters : array-like of shape (n_filters, n_pixels)
+        One flattened (row-major) filter per row: e.g. the columns of a linear decoder's
+        weight matrix, ``FastICA().mixing_.T`` or ``MiniBatchDictionaryLearning().components_``.
+    patch_shape : tuple of (int, int), default=None
+        Height and width of a filter; None takes a square of side ``sqrt(n_pixels)``.
+
+    Returns
+    -------
+    result : :class:`~sklearn.utils.Bunch`
+        ``r2``, an ndarray of shape (n_filters,), and the fitted parameters, one ndarray of
+        shape (n_filters,) each: ``amplitude``; ``row`` and ``column``, the centre in pixels
+        (it may lie slightly outside the patch); ``orientation``, the angle of the wave
+        vector from the column axis towards the row axis, in radians; ``frequency``, in
+        cycles per pixel; ``phase``; ``sigma_x`` and ``sigma_y``, the widths of the
+        envelope across and along the stripes, in pixels; and ``offset``. A constant filter
+        has R² 0.
+
+    References
+    ----------
+    B. A. Olshausen and D. J. Field, "Emergence of simple-cell receptive field properties by
+    learning a sparse code for natural images", Nature 381, 1996.
+    J. P. Jones and L. A. Palmer, "An evaluation of the two-dimensional Gabor filter model
+    of simple receptive fields in cat striate cortex", Journal of Neurophysiology 58, 1987.
+    D. L. Ringach, "Spatial structure and symmetry of simple-cell receptive fields in
+    macaque primary visual cortex", Journal of Neurophysiology 88, 2002.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvae.diagnostics import gabor_fit
+    >>> rows, columns = np.mgrid[:12, :12]
+    >>> envelope = np.exp(-((rows - 6) ** 2 + (columns - 5) ** 2) / (2 * 2.0**2))
+    >>> gabor = envelope * np.cos(2 * np.pi * 0.2 * columns)
+    >>> noise = np.random.RandomState(0).normal(size=144)
+    >>> fit = gabor_fit([gabor.ravel(), noise])
+    >>> fit.r2 > 0.7
+    array([ True, False])
+    >>> round(float(fit.frequency[0]), 3), round(float(fit.sigma_x[0]), 3)
+    (0.2, 2.0)
+    """
+    filters = check_array(filters, dtype=np.float64, input_name="filters")
+    n_filters, n_pixels = filters.shape
+    if patch_shape is None:
+        side = math.isqrt(n_pixels)
+        if side * side != n_pixels:
+            raise ValueError(
+                f"filters have {n_pixels} pixels, not a square number; pass patch_shape."
+            )
+        patch_shape = (side, side)
+    height, width = (int(n) for n in patch_shape)
+    if height * width != n_pixels or min(height, width) < 2:
+        raise ValueError(
+            f"patch_shape={tuple(patch_shape)} does not fit filters of {n_pixels} pixels."
+        )
+    rows, columns = (grid.astype(np.float64) for grid in np.mgrid[:height, :width])
+    flat_rows, flat_columns = rows.ravel(), columns.ravel()
+    # The centre may lie a pixel outside the patch; the envelope is at least half a pixel
+    # wide (narrower, it fits single pixels) and at most twice the patch; the frequency is
+    # at most the Nyquist frequency along the diagonal. The angles are free.
+    size = max(height, width)
+    lower = [-np.inf, -1, -1, -np.inf, 0, -np.inf, 0.5, 0.5, -np.inf]
+    upper = [np.inf, height, width, np.inf, math.sqrt(0.5), np.inf, 2 * size, 2 * size, np.inf]
+
+    def residuals(params, image):
+        return _gabor(params, flat_rows, flat_columns) - image
+
+    def jacobian(params, image):
+        return _gabor_jacobian(params, flat_rows, flat_columns)
+
+    r2 = np.zeros(n_filters)
+    fitted = np.zeros((n_filters, len(_GABOR_PARAMS)))
+    for i, image in enumerate(filters):
+        total = np.sum((image - image.mean()) ** 2)
+        fitted[i, 8] = image.mean()
+        if total == 0:
+            continue
+        best = np.inf
+        for start in _gabor_starts(image.reshape(height, width), rows, columns):
+            start = np.clip(start, lower, upper)
+            # Tolerances of 1e-6 change R² by less than 1e-4 and save a third of the time.
+            result = least_squares(
+                residuals,
+                start,
+                jac=jacobian,
+                bounds=(lower, upper),
+                ftol=1e-6,
+                xtol=1e-6,
+                max_nfev=200,
+                args=(image,),
+            )
+            if 2 * result.cost < best:
+                best, fitted[i] = 2 * result.cost, result.x
+        r2[i] = max(1.0 - best / total, 0.0)
+    # One parameter vector per Gabor: a positive amplitude (a sign is a phase of pi), and an
+    # orientation in [0, pi) (turning by pi mirrors u and v, the same as negating the phase).
+    negative = fitted[:, 0] < 0
+    fitted[negative, 0] *= -1
+    fitted[negative, 5] += math.pi
+    turns = np.floor_divide(fitted[:, 3], math.pi)
+    fitted[:, 3] -= turns * math.pi
+    fitted[:, 5] *= np.where(turns % 2 == 1, -1, 1)
+    fitted[:, 5] = np.angle(np.exp(1j * fitted[:, 5]))  # wrapped into (-pi, pi]
+    return Bunch(r2=r2, **dict(zip(_GABOR_PARAMS, fitted.T, strict=True)))

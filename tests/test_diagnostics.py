@@ -108,3 +108,83 @@ def test_mean_correlation_coefficient():
         dg.mean_correlation_coefficient(sources, codes[:, :2])
     with pytest.raises(ValueError, match="method must be"):
         dg.mean_correlation_coefficient(sources, codes, method="kendall")
+
+
+def gabor(shape, amplitude, row, column, orientation, frequency, phase, sigma_x, sigma_y):
+    """A Gabor on a grid of ``shape``, flattened, written out as the docstring of
+    ``gabor_fit`` defines it."""
+    rows, columns = np.mgrid[: shape[0], : shape[1]]
+    u = (columns - column) * np.cos(orientation) + (rows - row) * np.sin(orientation)
+    v = -(columns - column) * np.sin(orientation) + (rows - row) * np.cos(orientation)
+    envelope = np.exp(-(u**2) / (2 * sigma_x**2) - v**2 / (2 * sigma_y**2))
+    return (amplitude * envelope * np.cos(2 * np.pi * frequency * u + phase)).ravel()
+
+
+# amplitude, row, column, orientation, frequency, phase, sigma_x, sigma_y: a centred even
+# Gabor, then shifted towards the edges, rotated, odd, elongated and of other frequencies.
+GABORS = [
+    (1.0, 5.5, 5.5, 0.0, 0.2, 0.0, 2.0, 2.0),
+    (2.0, 2.5, 8.0, 0.6, 0.25, 1.2, 1.5, 2.5),
+    (0.5, 8.5, 3.0, 2.2, 0.15, -1.6, 2.5, 1.5),
+    (1.0, 6.0, 9.5, 1.3, 0.3, 2.8, 1.2, 3.5),
+    (3.0, 4.0, 4.0, 2.9, 0.1, 0.5, 3.0, 2.0),
+]
+
+
+def test_gabor_fit_recovers_gabors_shifted_and_rotated():
+    rng = np.random.RandomState(0)
+    clean = np.array([gabor((12, 12), *params) for params in GABORS])
+    noisy = clean + 0.03 * clean.std(axis=1, keepdims=True) * rng.normal(size=clean.shape)
+    fit = dg.gabor_fit(noisy)
+    assert np.all(fit.r2 > 0.95)
+    amplitude, row, column, orientation, frequency, phase, sigma_x, sigma_y = np.array(GABORS).T
+    np.testing.assert_allclose(fit.amplitude, amplitude, rtol=0.1)
+    np.testing.assert_allclose(fit.row, row, atol=0.2)
+    np.testing.assert_allclose(fit.column, column, atol=0.2)
+    np.testing.assert_allclose(fit.frequency, frequency, atol=0.01)
+    np.testing.assert_allclose(fit.sigma_x, sigma_x, rtol=0.1)
+    np.testing.assert_allclose(fit.sigma_y, sigma_y, rtol=0.1)
+    # Orientations come in [0, pi) and amplitudes positive, so that the angles match too.
+    np.testing.assert_allclose(fit.orientation, orientation, atol=0.05)
+    np.testing.assert_allclose(np.angle(np.exp(1j * (fit.phase - phase))), 0, atol=0.1)
+    np.testing.assert_allclose(fit.offset, 0, atol=0.02)
+    # A sign flip and a turn by pi describe the same Gabor: the same parameters come back.
+    flipped = gabor((12, 12), -1.0, 5.5, 5.5, np.pi, 0.2, np.pi, 2.0, 2.0)
+    np.testing.assert_allclose(flipped, clean[0], atol=1e-12)
+    refit = dg.gabor_fit([flipped])
+    assert refit.amplitude[0] > 0
+    assert min(refit.orientation[0], np.pi - refit.orientation[0]) < 1e-3
+
+
+def test_gabor_fit_scores_noise_low():
+    rng = np.random.RandomState(0)
+    fit = dg.gabor_fit(rng.normal(size=(20, 144)))
+    assert fit.r2.max() < 0.4
+    # A Gabor drowned in noise of equal variance scores in between.
+    signal = gabor((12, 12), *GABORS[0])
+    mixed = signal + signal.std() * rng.normal(size=144)
+    assert 0.3 < dg.gabor_fit([mixed]).r2[0] < 0.7
+
+
+def test_gabor_fit_shapes_and_edge_cases():
+    wide = gabor((6, 10), 1.0, 3.0, 4.0, 0.4, 0.2, 0.0, 2.0, 2.0)
+    fit = dg.gabor_fit([wide, np.ones(60)], patch_shape=(6, 10))
+    assert fit.r2[0] > 0.99
+    assert fit.r2[1] == 0  # a constant filter has nothing to explain
+    assert fit.offset[1] == 1
+    assert set(fit) == {
+        "r2",
+        "amplitude",
+        "row",
+        "column",
+        "orientation",
+        "frequency",
+        "phase",
+        "sigma_x",
+        "sigma_y",
+        "offset",
+    }
+    with pytest.raises(ValueError, match="not a square number; pass patch_shape"):
+        dg.gabor_fit([wide])
+    with pytest.raises(ValueError, match="does not fit filters of 60 pixels"):
+        dg.gabor_fit([wide], patch_shape=(5, 10))
