@@ -130,7 +130,9 @@ def test_posterior_without_a_mean_needs_a_bounded_decoder(small_digits, monkeypa
     assert np.isfinite(GaussianVAE(**FAST, activation="tanh").fit(X).score(X))
     with_mean = dataclasses.replace(POSTERIORS["cauchy"], has_mean=True)
     monkeypatch.setitem(POSTERIORS, "cauchy", with_mean)
-    check_architecture(SparseVAE(posterior="cauchy", activation="relu")._architecture())
+    check_architecture(
+        SparseVAE(prior="cauchy", posterior="cauchy", activation="relu")._architecture()
+    )
 
 
 NEW_PRIOR = """
@@ -232,7 +234,7 @@ def test_a_posterior_family_brings_its_outputs_noise_and_parameters(small_digits
     with pytest.raises(ValueError, match="'shifted' has no parameter 'scale'; .* 'shift'"):
         SparseVAE(**{**params, "posterior_params": {"scale": 2.0}}).fit(X)
     with pytest.raises(ValueError, match="'normal' has no parameter 'shift'"):
-        SparseVAE(**{**FAST, "posterior_params": {"shift": 2.0}}).fit(X)
+        SparseVAE(**{**FAST, "posterior": "normal", "posterior_params": {"shift": 2.0}}).fit(X)
 
 
 def test_a_registered_prior_works_end_to_end(tmp_path):
@@ -400,7 +402,9 @@ def test_uniform_noise_is_inside_the_open_interval():
 )
 def test_cauchy_posterior_needs_a_bounded_decoder(small_digits, params):
     X, _ = small_digits
-    vae = SparseVAE(**{**FAST, "posterior": "cauchy", "activation": "tanh", **params})
+    vae = SparseVAE(
+        **{**FAST, "prior": "cauchy", "posterior": "cauchy", "activation": "tanh", **params}
+    )
     with pytest.raises(ValueError, match="posterior='cauchy' needs a bounded decoder"):
         vae.fit(X)
 
@@ -409,7 +413,13 @@ def test_cauchy_posterior_trains_stably_through_a_bounded_decoder(small_digits):
     # Through tanh layers the expected log-likelihood is finite and the loss falls steadily
     # (54 -> 3.8 nats here); through ReLU layers the same fit spikes to 1e3-1e7 nats.
     X, _ = small_digits
-    params = {**FAST, "posterior": "cauchy", "activation": "tanh", "max_iter": 15}
+    params = {
+        **FAST,
+        "prior": "cauchy",
+        "posterior": "cauchy",
+        "activation": "tanh",
+        "max_iter": 15,
+    }
     vae = SparseVAE(**params).fit(X)
     assert np.isfinite(vae.loss_curve_).all()
     assert max(vae.loss_curve_) == vae.loss_curve_[0] < 100
@@ -477,7 +487,12 @@ def test_kl_per_dimension_adds_up_to_the_elbos_kl_for_every_posterior(
 @pytest.fixture(scope="module")
 def thresholded(small_digits):
     X, _ = small_digits
-    params = {**FAST, "posterior": "thresholded", "posterior_params": {"threshold": 0.3}}
+    params = {
+        **FAST,
+        "prior": "cauchy",
+        "posterior": "thresholded",
+        "posterior_params": {"threshold": 0.3},
+    }
     return SparseVAE(**params, likelihood="bernoulli").fit(X)
 
 
