@@ -184,8 +184,8 @@ def load_images(source):
     if path.suffix == ".npy":
         images = np.load(path)
         return ([images] if images.ndim == 2 else images), f"the array in {path}"
-    if path.is_dir() and sorted(path.glob("data_batch_*")):
-        batches = sorted(path.glob("data_batch_*"))
+    batches = sorted(path.glob("data_batch_*")) if path.is_dir() else []
+    if batches:
         return _cifar_images(batches), f"CIFAR-10 batches {', '.join(b.name for b in batches)}"
     from PIL import Image
 
@@ -199,7 +199,7 @@ def load_images(source):
             continue
     if not images:
         raise ValueError(f"no image that Pillow reads in {path}")
-    return images, f"{len(images)} images from {path}"
+    return images, f"{path}: {len(images)} image{'s' * (len(images) > 1)} that Pillow reads"
 
 
 def _cifar_images(batches):
