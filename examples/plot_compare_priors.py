@@ -38,7 +38,7 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
 # Models
 # ------
 # The models get the same settings and differ only in their prior: SparseVAE's default
-# ``posterior='thresholded'`` decodes sign(z) max(|z| - 0.5, 0), so a code whose posterior
+# ``posterior='thresholded'`` decodes ``sign(z) max(|z| - 0.5, 0)``, so a code whose posterior
 # location lies within 0.5 of zero is exactly zero. Training stops once the
 # training loss has not improved for ``n_iter_no_change`` epochs; ``max_iter`` is only a cap.
 # ``early_stopping=True`` is left off: it would hold out a tenth of an already small training

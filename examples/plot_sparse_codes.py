@@ -8,7 +8,7 @@ fits three variational autoencoders to MNIST digits with the same architecture a
 
 - :class:`~skvae.GaussianVAE`, the standard normal prior;
 - :class:`~skvae.SparseVAE` with its defaults: a Laplace prior and thresholded codes, whose
-  model decodes sign(z) max(|z| - 0.5, 0), so that ``transform`` returns exact zeros;
+  model decodes ``sign(z) max(|z| - 0.5, 0)``, so that ``transform`` returns exact zeros;
 - the same SparseVAE with ``posterior='spike-and-slab'``, whose model switches each code
   on with prior probability ``sparsity`` (0.5 here) and off otherwise (see the user guide,
   "Exact zeros").

@@ -763,8 +763,8 @@ class SparseVAE(_BaseVAE):
 
     The latent prior p(z) is a product of sparse, heavy-tailed laws: Laplace by default,
     Cauchy (the Lévy alpha-stable law with alpha = 1, the original proposal) or Student-t.
-    By default the model decodes soft-thresholded codes (``posterior='thresholded'``):
-    h = sign(z) max(|z| - 0.5, 0), so that the prior puts an atom at zero on each code and
+    By default the model decodes soft-thresholded codes (``posterior='thresholded'``),
+    ``h = sign(z) max(|z| - 0.5, 0)``, so that the prior puts an atom at zero on each code and
     :meth:`transform` returns exact zeros for the dimensions an input leaves off; each
     dimension then means more than under the Gaussian prior of :class:`GaussianVAE`. The
     KL term of the ELBO is taken in closed form where torch registers one for the
