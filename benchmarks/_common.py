@@ -13,6 +13,19 @@ from pathlib import Path
 import torch
 
 from skvae import GaussianVAE, SparseVAE
+from skvae._families import POSTERIORS
+
+
+def parse_model(model):
+    """``(prior, posterior, posterior_params)`` of a model named ``prior/posterior[:value]``,
+    as the scripts' ``--models`` take them: ``value`` sets the family's first parameter
+    ("cauchy/thresholded:0.5" is the Cauchy prior with ``{"threshold": 0.5}``)."""
+    prior, _, posterior = model.partition("/")
+    posterior, _, value = posterior.partition(":")
+    if posterior not in POSTERIORS:
+        raise ValueError(f"unknown posterior {posterior!r} in model {model!r}")
+    name = next(iter(POSTERIORS[posterior].params), None)
+    return prior, posterior, ({name: float(value)} if value else None)
 
 
 def make_vae(prior, *, seams=(), **params):

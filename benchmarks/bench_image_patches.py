@@ -41,11 +41,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import add_kl_warmup_argument, make_vae, print_settings, print_table, timed
+from _common import (
+    add_kl_warmup_argument,
+    make_vae,
+    parse_model,
+    print_settings,
+    print_table,
+    timed,
+)
 from sklearn.datasets import load_sample_images
 from sklearn.decomposition import FastICA, MiniBatchDictionaryLearning
 
-from skvae._families import POSTERIORS
 from skvae.datasets import load_image_patches
 from skvae.diagnostics import active_units, gabor_fit, hoyer_sparsity, latent_activity
 
@@ -152,11 +158,12 @@ def parse_args():
     args.decoders = args.decoders.split(",")
     args.models = args.models.split(",")
     unknown = set(args.priors) - set(PRIOR_NAMES) | set(args.decoders) - {"mlp", "linear"}
-    for model in args.models:
-        prior, _, posterior = model.partition("/")
-        if model not in BASELINES and (
-            prior not in PRIOR_NAMES or posterior.partition(":")[0] not in POSTERIORS
-        ):
+    for model in set(args.models) - set(BASELINES):
+        try:
+            prior, _, _ = parse_model(model)
+        except ValueError:
+            prior = None
+        if prior not in PRIOR_NAMES:
             unknown.add(model)
     if unknown:
         parser.error(f"unknown priors, decoders or models: {sorted(unknown)}")
@@ -374,9 +381,7 @@ def gabor_rows(args, X_train, X_test):
             filters = estimator.mixing_.T if model == "fastica" else estimator.components_
             scores, active, n_iter = ["-", "-"], "-", estimator.n_iter_
         else:
-            prior, _, posterior = model.partition("/")
-            posterior, _, value = posterior.partition(":")
-            name = next(iter(POSTERIORS[posterior].params), None)  # the family's parameter
+            prior, posterior, posterior_params = parse_model(model)
             estimator = patch_vae(
                 prior,
                 (),
@@ -386,7 +391,7 @@ def gabor_rows(args, X_train, X_test):
                 args.seed,
                 args.kl_warmup_epochs,
                 posterior=posterior,
-                posterior_params={name: float(value)} if value else None,
+                posterior_params=posterior_params,
             )
             fit_time, _ = timed(estimator.fit, X_train)
             filters = decoder_filters(estimator, X_train)

@@ -22,12 +22,18 @@ import argparse
 import time
 
 import numpy as np
-from _common import make_vae, print_settings, print_table, set_default_mnist_dir, timed
+from _common import (
+    make_vae,
+    parse_model,
+    print_settings,
+    print_table,
+    set_default_mnist_dir,
+    timed,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skvae._families import POSTERIORS
 from skvae.datasets import load_mnist
 from skvae.diagnostics import active_units, hoyer_sparsity, latent_activity, log_likelihood
 
@@ -71,9 +77,7 @@ def parse_args():
 
 
 def make_model(model, args):
-    prior, _, posterior = model.partition("/")
-    posterior, _, value = posterior.partition(":")
-    name = next(iter(POSTERIORS[posterior].params), None)  # the family's first parameter
+    prior, posterior, posterior_params = parse_model(model)
     return make_vae(
         prior,
         n_components=args.n_components,
@@ -81,7 +85,7 @@ def make_model(model, args):
         activation="relu" if prior == "normal" else "tanh",  # each estimator's default
         likelihood="bernoulli",
         posterior=posterior,
-        posterior_params={name: float(value)} if value else None,
+        posterior_params=posterior_params,
         max_iter=args.epochs,
         tol=None,
         random_state=args.seed,
