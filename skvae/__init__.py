@@ -9,6 +9,16 @@ around a PyTorch module.
 __version__ = "0.2.0.dev0"
 
 from ._persistence import load, save  # noqa: E402  (reads __version__)
+from ._validation import OutOfSupportWarning  # noqa: E402
 from ._vae import GaussianVAE, SparseVAE  # noqa: E402
+from ._impute import VAEImputer  # noqa: E402
 
-__all__ = ["GaussianVAE", "SparseVAE", "load", "save", "__version__"]
+__all__ = [
+    "GaussianVAE",
+    "OutOfSupportWarning",
+    "SparseVAE",
+    "VAEImputer",
+    "load",
+    "save",
+    "__version__",
+]

@@ -498,19 +498,25 @@ def register_likelihood(name):
 class Likelihood(nn.Module):
     """Base of the likelihood heads: p(x|z) over ``n_features`` features from the decoder's
     output. A head declares the data it models (``support``, ``integer_valued``,
-    ``check_data``), starts from the data (``reset_parameters``), maps the decoder's output
-    to p(x|z) (``forward``) and draws from it with an explicit generator (``sample``)."""
+    ``check_data``) and what the encoder reads of it (``encoder_input``), starts from the
+    data (``reset_parameters``), maps the decoder's output to p(x|z) (``forward``) and draws
+    from it with an explicit generator (``sample``)."""
 
     #: Interval the data must lie in, and whether it must hold integers (see ``check_data``).
     support = (-math.inf, math.inf)
     integer_valued = False
+    #: What the encoder reads of the data: ``'standardized'`` (each feature centred and
+    #: divided by its standard deviation, as StandardScaler does), ``'log1p-standardized'``
+    #: (the same after log1p, as scvi-tools does for counts) or ``'raw'``.
+    encoder_input = "standardized"
 
     def __init__(self, n_features):
         super().__init__()
 
     @staticmethod
     def check_data(values):
-        """Raise a ValueError that names the fix if ``values`` are not data of this family."""
+        """Raise a ValueError that names the fix if ``values`` (the observed ones: NaN are
+        holes) are not data of this family."""
 
 
 def _inverse_softplus(x):
@@ -519,33 +525,47 @@ def _inverse_softplus(x):
 
 @register_likelihood("gaussian")
 class GaussianLikelihood(Likelihood):
-    """p(x|z) = N(decoder(z), diag(scale^2)) with a learned per-feature scale.
+    """p(x|z) = N(mean + std * decoder(z), diag(scale^2)) with a learned per-feature scale.
 
-    The scale is floored at ``1e-3`` times the data's mean feature standard deviation: a
-    feature that the decoder reproduces exactly (a constant pixel, say) would otherwise drive
-    its scale, and the ELBO, to infinity. It starts at each feature's standard deviation, or
-    at the mean one for near-constant features, which the untrained decoder does not fit.
+    The decoder works in standardized units: ``loc_shift`` and ``loc_scale`` hold each
+    feature's training mean and standard deviation (1 for a constant feature, as in
+    StandardScaler), so that a column of incomes around 1e6 trains as well as one in [0, 1]
+    while p(x|z), ``inverse_transform`` and ``sample`` stay on the data's own scale. The noise
+    scale starts at each feature's standard deviation and is floored at ``min_scale`` (1e-3)
+    times it: a feature that the decoder reproduces exactly (a constant pixel, say) would
+    otherwise drive its scale, and the ELBO, to infinity.
     """
 
     def __init__(self, n_features):
         super().__init__(n_features)
         self.raw_scale = nn.Parameter(torch.zeros(n_features))
         self.register_buffer("min_scale", torch.ones(()))
+        self.register_buffer("loc_shift", torch.zeros(n_features))
+        self.register_buffer("loc_scale", torch.ones(n_features))
 
     @torch.no_grad()
     def reset_parameters(self, mean, std, output_bias):
-        typical = std.mean().item() or 1.0
-        self.min_scale.fill_(1e-3 * typical)
-        self.raw_scale.copy_(_inverse_softplus(std.clamp_min(typical) - self.min_scale))
-        output_bias.copy_(mean)
+        self.loc_shift.copy_(mean)
+        self.loc_scale.copy_(standard_units(mean, std))
+        self.min_scale.fill_(1e-3)
+        self.raw_scale.fill_(_inverse_softplus(torch.tensor(1 - 1e-3)).item())
+        output_bias.zero_()
 
     def forward(self, output):
-        scale = self.min_scale + F.softplus(self.raw_scale)
-        return Normal(output, scale, validate_args=False)
+        loc = self.loc_shift + self.loc_scale * output
+        scale = self.loc_scale * (self.min_scale + F.softplus(self.raw_scale))
+        return Normal(loc, scale, validate_args=False)
 
     @staticmethod
     def sample(distribution, generator):
         return _inverse_cdf_sample(distribution, (), generator)
+
+
+def standard_units(mean, std):
+    """Each feature's standard deviation as the unit to divide it by, with StandardScaler's
+    rule for constant features: 1 where the deviation is within rounding of 0."""
+    tiny = 10 * torch.finfo(torch.float32).eps * mean.abs()
+    return torch.where(std > tiny.clamp_min(torch.finfo(torch.float32).tiny), std, 1.0)
 
 
 @register_likelihood("bernoulli")
@@ -553,14 +573,18 @@ class BernoulliLikelihood(Likelihood):
     """p(x|z) = Bernoulli(sigmoid(decoder(z))), for data in [0, 1] (binary or intensities)."""
 
     support = (0.0, 1.0)
+    # Data in [0, 1] already suits the encoder; standardizing would multiply a pixel that is
+    # almost always 0 by the inverse of its tiny spread.
+    encoder_input = "raw"
 
     @staticmethod
     def check_data(values):
-        low, high = values.min(initial=0), values.max(initial=0)
+        low, high = np.nanmin(values, initial=0), np.nanmax(values, initial=0)
         if low < 0 or high > 1:
             raise ValueError(
                 "likelihood='bernoulli' needs data in [0, 1], got values in "
-                f"[{low:.4g}, {high:.4g}]; rescale it first, e.g. with MinMaxScaler."
+                f"[{low:.4g}, {high:.4g}]; rescale it first, e.g. with "
+                "MinMaxScaler(clip=True), which also keeps new data in range."
             )
 
     @torch.no_grad()
@@ -586,13 +610,16 @@ class _CountLikelihood(Likelihood):
 
     support = (0.0, math.inf)
     integer_valued = True
+    encoder_input = "log1p-standardized"
 
     @classmethod
     def check_data(cls, values):
-        if (values < 0).any() or (values != np.round(values)).any():
+        bad = (values < 0) | (values != np.round(values))
+        bad &= ~np.isnan(values)
+        if bad.any():
             raise ValueError(
                 f"likelihood={cls.name!r} needs counts (non-negative integers), got values "
-                f"such as {values[(values < 0) | (values != np.round(values))][0]:.4g}."
+                f"such as {values[bad][0]:.4g}."
             )
 
     @torch.no_grad()

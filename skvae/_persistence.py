@@ -18,9 +18,11 @@ from ._vae import FITTED_STATE, GaussianVAE, SparseVAE
 from ._validation import available_device, resolve_device
 
 MAGIC = b"skvae-model\n"
+# 3: the module standardizes what its encoder and Gaussian decoder see (the input submodule,
+# which may read a mask of missing values, and loc_shift, loc_scale in the Gaussian head).
 # 2: the fitted state under the names of FITTED_STATE, the architecture with the families'
-# hyper-parameters (prior_params, posterior_params). 1: skvae 0.1.0, still read.
-FORMAT_VERSION = 2
+# hyper-parameters (prior_params, posterior_params). 1: skvae 0.1.0. Both still read.
+FORMAT_VERSION = 3
 ESTIMATORS = {"SparseVAE": SparseVAE, "GaussianVAE": GaussianVAE}
 
 
@@ -127,6 +129,8 @@ def _restore(content, target):
         )
     if version == 1:
         content = _from_version_1(content)
+    if version <= 2:
+        content = _from_version_2(content)
     estimator = ESTIMATORS[content["estimator"]]()
     params = json.loads(content["params"])
     params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
@@ -175,6 +179,23 @@ def _from_version_1(content):
         "_optimizer": content["optimizer"],
         "_random_state": content["random_state"],
     }
+
+
+def _from_version_2(content):
+    """A file of format 1 or 2 in the current layout: a module whose encoder read the data
+    raw and whose Gaussian decoder output the mean itself, which the new buffers reproduce
+    (shift 0, scale 1)."""
+    architecture = json.loads(content["architecture"])
+    architecture.update(encoder_input="raw", missing_indicator=False)
+    module = dict(content["module_"])
+    n_features = json.loads(content["json"])["n_features_in_"]
+    module["input.shift"] = torch.zeros(n_features)
+    module["input.scale"] = torch.ones(n_features)
+    module["input.fill"] = torch.zeros(n_features)
+    if architecture["likelihood"] == "gaussian":
+        module["likelihood.loc_shift"] = torch.zeros(n_features)
+        module["likelihood.loc_scale"] = torch.ones(n_features)
+    return {**content, "architecture": json.dumps(architecture), "module_": module}
 
 
 def _map_tensors(state, device):

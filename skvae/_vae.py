@@ -45,6 +45,7 @@ from ._validation import (
     check_codes,
     check_data,
     family_params,
+    has_missing,
     random_state_or_entropy,
     resolve_device,
     torch_generator,
@@ -288,7 +289,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             if continued:
                 self._move_to(device)
             else:
-                self._initialize(X.shape[1], device)
+                architecture = {**self._architecture(), "missing_indicator": has_missing(X)}
+                self._initialize(X.shape[1], device, architecture)
                 self._start_output(X_all)
             for group in self._optimizer.param_groups:
                 group["lr"] = self.learning_rate
@@ -311,8 +313,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         self.validation_scores_ = self.best_validation_score_ = None
 
     def _start_output(self, X):
-        """Start the decoder's output at the training data's per-feature mean and spread."""
-        self.module_.reset_output(*column_mean_std(X, self._device()))
+        """Start the decoder's output at the training data's per-feature mean and spread, and
+        standardize what the encoder reads with them (after log1p for counts)."""
+        mean_std = column_mean_std(X, self._device())
+        self.module_.reset_output(*mean_std)
+        if self.module_.encoder_log1p:
+            mean_std = column_mean_std(X, self._device(), log1p=True)
+        self.module_.reset_input(*mean_std)
 
     def _move_to(self, device):
         """Move a fitted model, with its optimizer's moments, onto ``device``."""
@@ -459,6 +466,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             "likelihood": self.likelihood,
             "prior_params": prior_params,
             "posterior_params": posterior_params,
+            "encoder_input": LIKELIHOODS[self.likelihood].encoder_input,
         }
 
     def _kl_warmup_factor(self, epoch):
@@ -488,10 +496,12 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     def _device(self):
         return next(self.module_.parameters()).device
 
-    def _check_fitted_data(self, X):
-        """X validated for a fitted model: same features, values its likelihood can model."""
+    def _check_fitted_data(self, X, support="clip"):
+        """X validated for a fitted model: the same features, finite or missing (NaN)
+        values, and those outside the likelihood's support clipped with a warning (scoring)
+        or left as they are (``support='ignore'``: encoding, which does not need them in it)."""
         check_is_fitted(self)
-        return check_data(self, X, reset=False)
+        return check_data(self, X, reset=False, support=support)
 
     def _fixed_noise(self, n_draws, seed=0):
         """The fixed Monte Carlo noise of the ELBO and of the diagnostics."""
@@ -528,7 +538,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         Z : ndarray of shape (n_samples, n_components)
             Latent codes, of the dtype of X (float32 or float64).
         """
-        X = self._check_fitted_data(X)
+        X = self._check_fitted_data(X, support="ignore")
         return self._map_batches(self.module_.code, X).astype(X.dtype, copy=False)
 
     def inverse_transform(self, X):
@@ -659,6 +669,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.input_tags.sparse = True
+        tags.input_tags.allow_nan = True
         return tags
 
 

@@ -116,12 +116,18 @@ def check_architecture(architecture, fitted=None):
             "log-likelihood E_q[log p(x|z)] is -inf, and training diverges."
         )
     for name, value in _flat(fitted or {}).items():
-        if _flat(architecture)[name] != value:
+        # What the encoder reads follows from the likelihood and the training data, not from
+        # parameters; a model continued on other data goes on reading what it was built for.
+        if name not in DERIVED and _flat(architecture)[name] != value:
             raise ValueError(
                 f"Cannot continue training a model fitted with {name}={value!r} "
                 f"using {name}={_flat(architecture)[name]!r}; set warm_start=False, or "
                 "fit again, to train a new model."
             )
+
+
+#: Entries of the architecture that the data decide, not the parameters.
+DERIVED = {"encoder_input", "missing_indicator"}
 
 
 def _flat(architecture):
@@ -132,10 +138,15 @@ def _flat(architecture):
     return flat
 
 
+class OutOfSupportWarning(UserWarning):
+    """Data scored by a model hold values outside its likelihood's support (pixels a little
+    above 1 for ``likelihood='bernoulli'``, negative counts): they are clipped to it."""
+
+
 def check_float32_range(X, name="X"):
     """skvae computes in float32: refuse values that would overflow to infinity there."""
     largest = np.finfo(np.float32).max
-    if X.dtype == np.float64 and X.size and np.abs(X).max() > largest:
+    if X.dtype == np.float64 and X.size and np.nanmax(np.abs(X), initial=0) > largest:
         raise ValueError(
             f"{name} has values beyond float32's range (|x| > {largest:.3g}), in which skvae "
             "computes; rescale it, e.g. with StandardScaler."
@@ -152,30 +163,51 @@ def _value_range(values):
     return values.min(), values.max()  # torch cannot wrap read-only memory
 
 
-def check_values(values, likelihood, estimator_name):
-    """Refuse non-finite values, values beyond float32's range, and data the likelihood cannot
-    model (outside ``likelihood.support``, or not integers where it needs counts).
+def check_values(values, likelihood, estimator_name, *, support="refuse"):
+    """Refuse infinite values and values beyond float32's range (NaN marks a missing value),
+    and handle those outside the likelihood's support as ``support`` says: ``'refuse'`` (in
+    fit: a model cannot learn data it cannot model), ``'clip'`` (in scoring: clip them to
+    the support with an :class:`OutOfSupportWarning`), ``'ignore'`` (the encoder reads any
+    value). Returns the values, clipped in a copy where that was needed.
 
-    Valid data costs one min/max pass, a third of the passes the separate checks make; they
-    run, to name the problem, only when that pass finds one (or when counts must be checked).
-    As in scikit-learn, ``sklearn.set_config(assume_finite=True)`` skips the finiteness check.
+    Valid data without NaN cost one min/max pass, a third of the passes the separate checks
+    make; they run, to name the problem, only when that pass finds one (or when counts must
+    be checked). As in scikit-learn, ``sklearn.set_config(assume_finite=True)`` skips the
+    finiteness check. Returns the values and whether they may hold NaN (False when the
+    first pass found none).
     """
     largest = float(np.finfo(np.float32).max)
     low, high = likelihood.support
     found_low, found_high = _value_range(values)
     in_range = max(low, -largest) <= found_low and found_high <= min(high, largest)  # NaN: False
-    if in_range and not likelihood.integer_valued:
-        return
+    if in_range and (not likelihood.integer_valued or support == "ignore"):
+        return values, False
     if not get_config()["assume_finite"]:
-        assert_all_finite(values, input_name="X", estimator_name=estimator_name)
+        assert_all_finite(values, allow_nan=True, input_name="X", estimator_name=estimator_name)
     check_float32_range(values)
+    if support == "ignore":
+        return values, True
+    found_low, found_high = np.nanmin(values, initial=low), np.nanmax(values, initial=high)
+    if support == "clip" and (found_low < low or found_high > high):
+        warnings.warn(
+            f"X has values in [{found_low:.4g}, {found_high:.4g}], outside the support "
+            f"[{low:g}, {high:g}] of likelihood={likelihood.name!r}; {estimator_name} scores "
+            "them clipped to it. Put MinMaxScaler(clip=True) (or another scaler that clips) "
+            "before the model to keep new data in range.",
+            OutOfSupportWarning,
+            stacklevel=5,  # check_values, check_data, _check_fitted_data, score_samples
+        )
+        values = np.clip(values, low, high)
     likelihood.check_data(values)
+    return values, True
 
 
-def check_data(estimator, X, *, reset):
+def check_data(estimator, X, *, reset, support="refuse"):
     """Validated float data for ``estimator``: a dense array, or a CSR matrix (batches are
-    densified as they are drawn). Sets ``n_features_in_`` and ``feature_names_in_`` when
-    ``reset``, and checks them otherwise."""
+    densified as they are drawn). NaN marks missing values; a row with no observed value,
+    or (``reset``: in fit) a feature never observed, raises. ``support`` is as in
+    :func:`check_values`. Sets ``n_features_in_`` and ``feature_names_in_`` when ``reset``,
+    and checks them otherwise."""
     X = validate_data(
         estimator,
         X,
@@ -187,8 +219,54 @@ def check_data(estimator, X, *, reset):
     if sp.issparse(X):
         X = X.tocsr()
     values = X.data if sp.issparse(X) else X  # implicit zeros suit every likelihood
-    check_values(values, LIKELIHOODS[estimator.likelihood], type(estimator).__name__)
+    checked, maybe_missing = check_values(
+        values, LIKELIHOODS[estimator.likelihood], type(estimator).__name__, support=support
+    )
+    if checked is not values:  # clipped: a copy, never the caller's data
+        X = X.copy()
+        if sp.issparse(X):
+            X.data = checked
+        else:
+            X = checked
+    if maybe_missing:
+        check_observed(X, estimator, fitting=reset)
     return X
+
+
+def has_missing(X):
+    """Whether X (an array or a sparse matrix) holds a NaN."""
+    return bool(np.isnan(X.data if sp.issparse(X) else X).any())
+
+
+def check_observed(X, estimator, *, fitting):
+    """Refuse rows without an observed value (their likelihood is empty), and in fit features
+    without one (nothing to learn them from)."""
+    if not has_missing(X):
+        return
+    if sp.issparse(X):
+        missing = X.copy()
+        missing.data = np.isnan(X.data).astype(np.int8)
+        missing.eliminate_zeros()
+        missing_per_row = np.asarray(missing.sum(axis=1)).ravel()
+        missing_per_column = np.asarray(missing.sum(axis=0)).ravel()
+    else:
+        missing = np.isnan(X)
+        missing_per_row, missing_per_column = missing.sum(axis=1), missing.sum(axis=0)
+    name = type(estimator).__name__
+    empty_rows = np.flatnonzero(missing_per_row == X.shape[1])
+    if empty_rows.size:
+        raise ValueError(
+            f"{empty_rows.size} rows of X have no observed value (all NaN), such as row "
+            f"{empty_rows[0]}; {name} has nothing to encode or score in them. Drop them, "
+            "e.g. X[~np.isnan(X).all(axis=1)]."
+        )
+    empty_columns = np.flatnonzero(missing_per_column == X.shape[0])
+    if fitting and empty_columns.size:
+        raise ValueError(
+            f"{empty_columns.size} features of X have no observed value (all NaN), such as "
+            f"feature {empty_columns[0]}; {name} cannot learn them. Drop them, as "
+            "SimpleImputer(keep_empty_features=False) does."
+        )
 
 
 def check_codes(estimator, Z):

@@ -12,6 +12,21 @@ from skvae import SparseVAE
 FAST = dict(n_components=4, hidden_layer_sizes=(32,), max_iter=3, random_state=0)
 
 
+def exact_log_likelihood(vae, X):
+    """log p(x) of each row under a fitted GaussianVAE with a linear decoder and a Gaussian
+    likelihood: p(x) = N(b, W W^T + diag(sigma^2)) for the decoder's mean map x = W z + b,
+    in the data's units."""
+    from scipy.stats import multivariate_normal
+
+    decoder, likelihood = vae.module_.decoder[-1], vae.module_.likelihood
+    with torch.no_grad():
+        shift, unit = likelihood.loc_shift.double(), likelihood.loc_scale.double()
+        W = (unit[:, None] * decoder.weight.double()).cpu().numpy()
+        b = (shift + unit * decoder.bias.double()).cpu().numpy()
+        sigma = likelihood(decoder.bias).scale.double().cpu().numpy()
+    return multivariate_normal(b, W @ W.T + np.diag(sigma**2)).logpdf(X)
+
+
 @pytest.fixture(scope="session")
 def digits():
     """The digits data scaled to [0, 1] (float64) and its labels."""

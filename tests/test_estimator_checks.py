@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skvae import GaussianVAE, SparseVAE
+from skvae import GaussianVAE, SparseVAE, VAEImputer
 
 # Cheap settings in the spirit of BernoulliRBM's (n_iter=5, batch_size=10).
 CHEAP = dict(n_components=2, hidden_layer_sizes=(8,), max_iter=5, batch_size=10, n_mc_samples=4)
@@ -21,6 +21,8 @@ ESTIMATORS = [
     # or linear decoder an infinite expected log-likelihood: both are refused at fit
     # (tests/test_families.py::test_infinite_kl_pairs_are_refused and
     # test_cauchy_posterior_needs_a_bounded_decoder).
+    VAEImputer(GaussianVAE(**CHEAP), n_importance_samples=8),
+    VAEImputer(SparseVAE(**CHEAP), n_importance_samples=8, sample_posterior=True),
 ]
 
 

@@ -222,7 +222,7 @@ def test_a_posterior_family_brings_its_outputs_noise_and_parameters(small_digits
     assert vae.module_.encoder[-1].out_features == 3 * FAST["n_components"]
     assert vae.module_.noise_width == 2 * FAST["n_components"]
     assert torch.equal(vae.module_.posterior_shift, torch.full((FAST["n_components"],), 0.5))
-    output = vae.module_.encoder(torch.as_tensor(X[:5], dtype=torch.float32))
+    output = vae.module_.encode(torch.as_tensor(X[:5], dtype=torch.float32))
     a, b, _ = output.detach().chunk(3, dim=-1)
     np.testing.assert_allclose(vae.transform(X[:5]), (a + b + 0.5).numpy(), rtol=1e-6)
     assert np.isfinite(vae.score(X)) and vae.sample(3, random_state=0).shape == (3, 64)

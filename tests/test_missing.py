@@ -1,0 +1,174 @@
+"""Missing values: the estimators learn from and score incomplete rows, and VAEImputer fills
+them in, in scikit-learn's workflows."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from conftest import FAST
+from sklearn.datasets import load_breast_cancer
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skvae import GaussianVAE, SparseVAE, VAEImputer
+
+pytestmark = pytest.mark.filterwarnings("ignore", category=ConvergenceWarning)
+
+
+def _holes(X, rate, seed=0):
+    holes = np.random.RandomState(seed).uniform(size=X.shape) < rate
+    holes[holes.all(axis=1), 0] = False  # every row keeps an observed value
+    return np.where(holes, np.nan, X), holes
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    return StandardScaler().fit_transform(load_breast_cancer().data)
+
+
+# -- the estimators ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
+def test_every_method_takes_missing_values(small_digits, likelihood):
+    X_missing, _ = _holes(small_digits[0], 0.3)
+    vae = SparseVAE(**FAST, likelihood=likelihood).fit(X_missing)
+    assert vae.module_.architecture["missing_indicator"]
+    vae.partial_fit(X_missing)
+    assert np.isfinite(vae.transform(X_missing)).all()
+    assert np.isfinite(vae.score_samples(X_missing)).all()
+    assert np.isfinite(vae.score(X_missing))
+    assert vae.__sklearn_tags__().input_tags.allow_nan
+
+
+def test_the_likelihood_counts_the_observed_values_only(small_digits):
+    # A model fitted on complete rows reads a hole as the feature's mean. The ELBO of a row
+    # with a hole is then the ELBO of the row with the mean put in, less the expected
+    # log-likelihood of that feature: the same z, one term fewer.
+    X = small_digits[0]
+    vae = GaussianVAE(**FAST).fit(X)
+    assert not vae.module_.architecture["missing_indicator"]
+    mean = X.mean(axis=0)
+    row = X[:1].copy()
+    row[0, 10] = np.nan
+    filled = np.where(np.isnan(row), mean, row)
+    module, noise = vae.module_, vae._fixed_noise(vae.n_mc_samples)
+    with torch.no_grad():
+        x = torch.as_tensor(filled, dtype=torch.float32)
+        _, _, p_x, _ = module._reconstruct(x, noise)
+        term = p_x.log_prob(x)[..., 10].mean(0).double().numpy()
+    np.testing.assert_allclose(
+        vae.score_samples(row), vae.score_samples(filled) - term, rtol=1e-5
+    )
+
+
+def test_sparse_input_with_missing_values_gives_the_dense_results(counts):
+    dense = counts.toarray()
+    dense[np.random.RandomState(0).uniform(size=dense.shape) < 0.1] = np.nan
+    dense[np.isnan(dense).all(axis=1), 0] = 1.0
+    params = {**FAST, "likelihood": "poisson"}
+    on_dense = SparseVAE(**params).fit(dense)
+    on_sparse = SparseVAE(**params).fit(sp.csr_matrix(dense))
+    assert on_sparse.loss_curve_ == on_dense.loss_curve_
+    np.testing.assert_array_equal(on_sparse.transform(sp.csr_matrix(dense)), on_dense.transform(dense))
+
+
+def test_rows_and_training_features_without_an_observed_value_are_refused(small_digits):
+    X = small_digits[0].copy()
+    vae = GaussianVAE(**FAST).fit(X)
+    empty_row = X.copy()
+    empty_row[4] = np.nan
+    for method in ("fit", "transform", "score_samples"):
+        with pytest.raises(ValueError, match="1 rows of X have no observed value.*row 4"):
+            getattr(vae, method)(empty_row)
+    empty_column = X.copy()
+    empty_column[:, 7] = np.nan
+    with pytest.raises(ValueError, match="1 features of X have no observed value.*feature 7"):
+        GaussianVAE(**FAST).fit(empty_column)
+    assert np.isfinite(vae.transform(empty_column)).all()  # a fitted model reads the mean
+
+
+# -- VAEImputer -------------------------------------------------------------------------------
+
+SMALL_VAE = GaussianVAE(n_components=4, hidden_layer_sizes=(32,), max_iter=30)
+
+
+def test_imputer_fills_holes_better_than_the_mean_and_keeps_what_is_observed(cancer):
+    X_missing, holes = _holes(cancer, 0.3)
+    imputed = VAEImputer(SMALL_VAE, random_state=0).fit_transform(X_missing)
+    assert imputed.shape == cancer.shape and imputed.dtype == cancer.dtype
+    np.testing.assert_array_equal(imputed[~holes], cancer[~holes])
+    error = np.mean((imputed[holes] - cancer[holes]) ** 2)
+    mean_error = np.mean((SimpleImputer().fit_transform(X_missing)[holes] - cancer[holes]) ** 2)
+    assert error < 0.6 * mean_error
+
+
+def test_imputer_is_reproducible_and_draws_multiple_imputations(cancer):
+    X_missing, holes = _holes(cancer[:200], 0.3)
+    first = VAEImputer(SMALL_VAE, random_state=0).fit(X_missing)
+    again = VAEImputer(SMALL_VAE, random_state=0).fit(X_missing)
+    np.testing.assert_array_equal(first.transform(X_missing), again.transform(X_missing))
+    np.testing.assert_array_equal(first.transform(X_missing), first.transform(X_missing))
+    draws = [
+        VAEImputer(SMALL_VAE, sample_posterior=True, random_state=seed).fit_transform(X_missing)
+        for seed in (0, 1)
+    ]
+    assert not np.array_equal(draws[0][holes], draws[1][holes])
+    # Draws scatter about the conditional means.
+    spread = np.std(draws[0][holes] - first.transform(X_missing)[holes])
+    assert 0.1 < spread < 2
+
+
+def test_imputer_takes_another_placeholder_and_float32(cancer):
+    X_missing, holes = _holes(cancer[:200], 0.3)
+    imputer = VAEImputer(SMALL_VAE, random_state=0)
+    expected = imputer.fit_transform(X_missing)
+    coded = np.where(holes, -1.0, cancer[:200])
+    got = VAEImputer(SMALL_VAE, missing_values=-1.0, random_state=0).fit_transform(coded)
+    np.testing.assert_array_equal(got, expected)
+    assert coded[holes][0] == -1.0  # the caller's array is left as it was
+    assert imputer.transform(X_missing.astype(np.float32)).dtype == np.float32
+
+
+def test_imputer_refuses_a_foreign_estimator_and_empty_data(cancer):
+    with pytest.raises(TypeError, match="needs a SparseVAE or GaussianVAE as its estimator, got PCA"):
+        VAEImputer(PCA()).fit(cancer)
+    with pytest.raises(ValueError, match="Every row of X is missing entirely"):
+        VAEImputer(SMALL_VAE).fit(np.full((5, 3), np.nan))
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        VAEImputer(SMALL_VAE).fit(np.where(cancer > 2, np.inf, cancer))
+
+
+def test_imputer_fills_rows_missing_entirely_with_the_model_mean(cancer):
+    X_missing, _ = _holes(cancer[:200], 0.3)
+    imputer = VAEImputer(SMALL_VAE, random_state=0).fit(X_missing)
+    empty = np.full((2, cancer.shape[1]), np.nan)
+    filled = imputer.transform(empty)
+    assert np.isfinite(filled).all()
+    np.testing.assert_allclose(filled[0], filled[1], rtol=1e-6)  # float32 rounding by row
+
+
+def test_imputer_in_a_pipeline_a_grid_search_and_with_pandas_output(cancer):
+    pd = pytest.importorskip("pandas")
+    y = load_breast_cancer().target
+    X_missing, _ = _holes(cancer, 0.3)
+    pipe = make_pipeline(VAEImputer(SMALL_VAE, random_state=0), LogisticRegression())
+    assert cross_val_score(pipe, X_missing, y, cv=3).mean() > 0.85
+    search = GridSearchCV(pipe, {"vaeimputer__n_importance_samples": [1, 50]}, cv=2)
+    assert np.isfinite(search.fit(X_missing, y).cv_results_["mean_test_score"]).all()
+    columns = [str(name) for name in load_breast_cancer().feature_names]
+    frame = pd.DataFrame(X_missing, columns=columns)
+    imputer = VAEImputer(SMALL_VAE, random_state=0).set_output(transform="pandas")
+    out = imputer.fit_transform(frame)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == columns
+    assert not out.isna().any().any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no feature-name warning: the names were kept
+        imputer.transform(frame)
