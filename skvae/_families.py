@@ -15,7 +15,8 @@ example.
 - A **likelihood** is a :class:`Likelihood` head registered with
   :func:`register_likelihood`: it
   turns the decoder's output into p(x|z), and says which data it models (``support``,
-  ``integer_valued``, ``check_data``), how to start from the data's mean and spread
+  ``integer_valued``, ``check_data``), what the encoder reads of them (``encoder_input``:
+  standardized, log1p then standardized, or raw), how to start from the data's mean and spread
   (``reset_parameters``) and how to draw from p(x|z) with an explicit generator (``sample``).
 
 The KL term of the ELBO is found through ``torch.distributions.kl_divergence`` when a closed
