@@ -234,6 +234,32 @@ def bench_posteriors(X, params, epochs, repeats):
     ]
 
 
+def bench_importance_samples(X, params, epochs, repeats, ks=(1, 5)):
+    """Rows: (name, median seconds per epoch, ratio to k = 1, ratio to k decoder passes):
+    GaussianVAE trained on the k-sample importance-weighted bound. The target is at most k
+    times the ELBO's cost, since each step makes k decoder passes per row (and one encoder
+    pass)."""
+    make_vae("normal", **params, max_iter=1).fit(X[:1000])  # the process's first fit is slow
+    times = {k: [] for k in ks}
+    for _ in range(repeats):
+        for k in ks:
+            vae = make_vae("normal", **params, n_importance_samples=k, max_iter=epochs)
+            times[k].append(timed(vae.fit, X)[0])
+    baseline = statistics.median(times[ks[0]])
+    rows = []
+    for k, values in times.items():
+        median = statistics.median(values)
+        rows.append(
+            (
+                f"fit, n_importance_samples={k}",
+                median / epochs,
+                median / baseline,
+                median / (k * baseline),
+            )
+        )
+    return rows
+
+
 def bench_inference(X, params, repeats):
     vae = GaussianVAE(**params, max_iter=1).fit(X)
     module, noise_shape = vae.module_, (vae.n_mc_samples, 1, vae.n_components)
@@ -632,6 +658,10 @@ SECTIONS = {
     "posteriors": (
         ("cpu", "cuda"),
         lambda r: bench_posteriors(r.X, r.params, r.epochs, r.repeats),
+    ),
+    "importance-samples": (
+        ("cpu", "cuda"),
+        lambda r: bench_importance_samples(r.X, r.params, r.epochs, r.repeats),
     ),
     "pythae": (("cpu",), lambda r: bench_pythae(r.X, r.params, r.epochs, r.repeats)),
     "inference": (

@@ -181,9 +181,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         likelihood = LIKELIHOODS[estimator.likelihood]
         # The likelihood weighs the observed values as the estimator's score does: clipped to
         # its support, with a warning. They are returned as given.
-        incomplete, _ = check_values(
-            X[rows], likelihood, type(estimator).__name__, support="clip"
-        )
+        incomplete, _ = check_values(X[rows], likelihood, type(estimator).__name__, support="clip")
         module, device = estimator.module_, estimator._device()
         noise = fixed_noise(self.n_importance_samples, module.noise_width, device, self._seed)
         generator = None

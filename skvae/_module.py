@@ -135,7 +135,9 @@ class VAEModule(nn.Module):
         self.prior_family = PRIORS[prior]
         n_encoder_outputs = self.posterior_family.n_outputs * n_components
         self.input = EncoderInput(n_features, encoder_input, missing_indicator)
-        self.encoder = _mlp([self.input.n_outputs, *hidden, n_encoder_outputs], activation, generator)
+        self.encoder = _mlp(
+            [self.input.n_outputs, *hidden, n_encoder_outputs], activation, generator
+        )
         self.decoder = _mlp([n_components, *hidden[::-1], n_features], activation, generator)
         self.likelihood = LIKELIHOODS[likelihood](n_features)
         self.register_buffer("prior_loc", torch.zeros(n_components))
@@ -202,6 +204,21 @@ class VAEModule(nn.Module):
         posterior, z, p_x, log_likelihood = self._reconstruct(x, noise)
         return log_likelihood - beta * self.kl(posterior, z).sum(-1)
 
+    def importance_weighted_bound(self, x, noise, beta=1.0):
+        """The k-sample importance-weighted bound of each row of ``x`` (Burda et al., 2016),
+        ``log (1/k) sum_k p(x|z_k) (p(z_k) / q(z_k|x))^beta``, with the k draws z_k that
+        ``noise`` (shape ``(k, n_rows, noise_width)``) gives. At ``beta=1`` it is the IWAE
+        bound, which tightens towards log p(x) as k grows; with ``beta`` the prior-to-
+        posterior ratio is weighted as the KL term is in the beta-ELBO. No closed-form KL
+        enters: the bound needs the densities at each draw."""
+        posterior, z, _, log_likelihood = self._reconstruct(x, noise)
+        params = self._params("posterior", self.posterior_family)
+        log_prior, log_posterior = self.posterior_family.log_densities(
+            posterior, self.prior(), z, **params
+        )
+        log_w = log_likelihood + beta * (log_prior - log_posterior)
+        return torch.logsumexp(log_w, dim=0) - math.log(noise.shape[0])
+
     def posterior_sample(self, x, noise):
         """q(z|x) and the reparameterized z that ``noise`` gives for each row."""
         posterior = self.posterior(x)
@@ -256,7 +273,9 @@ class VAEModule(nn.Module):
         else:
             u = uniform((x.shape[0], 1), generator, device=x.device, dtype=x.dtype)
             cumulative = torch.softmax(log_w, dim=0).T.cumsum(-1)  # (rows, draws)
-            k = torch.searchsorted(cumulative, u * cumulative[:, -1:]).clamp(max=log_w.shape[0] - 1)
+            k = torch.searchsorted(cumulative, u * cumulative[:, -1:]).clamp(
+                max=log_w.shape[0] - 1
+            )
             draws = self.likelihood.sample(p_x, generator)  # (draws, rows, features)
             filled = draws[k.squeeze(-1), torch.arange(x.shape[0], device=x.device)]
         return torch.where(torch.isnan(x), filled, x)

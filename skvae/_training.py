@@ -126,11 +126,14 @@ def _steps_taken(optimizer):
     return 0
 
 
-def make_training_step(module, optimizer, *, beta, batch_size, cuda_graphs=True):
+def make_training_step(
+    module, optimizer, *, beta, batch_size, n_importance_samples=1, cuda_graphs=True
+):
     """The training step of one fit: ``step(batch, noise)`` takes one Adam step on the
-    negative beta-ELBO of a batch and returns its mean loss, a 0-d device tensor. ``beta``
-    is a float or a 0-d device tensor, which the fit may change between steps (the KL
-    warm-up).
+    negative beta-ELBO of a batch, or with ``n_importance_samples`` k > 1 on the negative
+    k-sample importance-weighted bound (its noise then has a leading axis of k draws), and
+    returns its mean loss, a 0-d device tensor. ``beta`` is a float or a 0-d device tensor,
+    which the fit may change between steps (the KL warm-up).
 
     On the CPU it flushes subnormal optimizer moments every ``FLUSH_INTERVAL`` steps,
     counted by Adam over all calls, so that ``partial_fit`` calls of a few steps each flush
@@ -138,8 +141,10 @@ def make_training_step(module, optimizer, *, beta, batch_size, cuda_graphs=True)
     (``CUDAGraphStep``) unless ``cuda_graphs`` is False.
     """
 
+    objective = module.elbo if n_importance_samples == 1 else module.importance_weighted_bound
+
     def step(batch, noise):
-        loss = -module.elbo(batch, noise, beta).mean()
+        loss = -objective(batch, noise, beta).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -225,8 +230,9 @@ def _rows(X, index, device):
     return as_tensor(X[index.cpu().numpy()], device)
 
 
-def train_epoch(step, X, *, batch_size, noise_width, generator):
-    """One pass of minibatch gradient ascent on the ELBO over the rows of ``X``.
+def train_epoch(step, X, *, batch_size, noise_width, generator, n_importance_samples=1):
+    """One pass of minibatch gradient ascent on the ELBO over the rows of ``X``, or on the
+    importance-weighted bound with ``n_importance_samples`` draws per row.
 
     ``step`` is the fit's training step (``make_training_step``). ``X`` is a tensor already
     on the module's device, or a CSR matrix whose batches are densified as they are drawn.
@@ -242,7 +248,10 @@ def train_epoch(step, X, *, batch_size, noise_width, generator):
     total = torch.zeros((), device=device)
     for start in range(0, n_samples, batch_size):
         batch = _rows(X, permutation[start : start + batch_size], device)
-        noise = uniform((batch.shape[0], noise_width), generator, device=device)
+        shape = (batch.shape[0], noise_width)
+        if n_importance_samples > 1:
+            shape = (n_importance_samples, *shape)
+        noise = uniform(shape, generator, device=device)
         total.add_(step(batch, noise), alpha=batch.shape[0])
     return total.item() / n_samples
 

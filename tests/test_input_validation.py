@@ -83,7 +83,8 @@ def test_bernoulli_refuses_to_learn_data_outside_the_unit_interval(small_digits,
     vae = SparseVAE(**{**FAST, "likelihood": "bernoulli"}).fit(X)
     snapshot = _snapshot(vae)
     with pytest.raises(
-        ValueError, match=r"likelihood='bernoulli' needs data in \[0, 1\].*MinMaxScaler\(clip=True\)"
+        ValueError,
+        match=r"likelihood='bernoulli' needs data in \[0, 1\].*MinMaxScaler\(clip=True\)",
     ):
         getattr(vae, method)(X * 16)
     _assert_unchanged(vae, snapshot, X)

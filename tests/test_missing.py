@@ -64,9 +64,7 @@ def test_the_likelihood_counts_the_observed_values_only(small_digits):
         x = torch.as_tensor(filled, dtype=torch.float32)
         _, _, p_x, _ = module._reconstruct(x, noise)
         term = p_x.log_prob(x)[..., 10].mean(0).double().numpy()
-    np.testing.assert_allclose(
-        vae.score_samples(row), vae.score_samples(filled) - term, rtol=1e-5
-    )
+    np.testing.assert_allclose(vae.score_samples(row), vae.score_samples(filled) - term, rtol=1e-5)
 
 
 def test_sparse_input_with_missing_values_gives_the_dense_results(counts):
@@ -77,7 +75,9 @@ def test_sparse_input_with_missing_values_gives_the_dense_results(counts):
     on_dense = SparseVAE(**params).fit(dense)
     on_sparse = SparseVAE(**params).fit(sp.csr_matrix(dense))
     assert on_sparse.loss_curve_ == on_dense.loss_curve_
-    np.testing.assert_array_equal(on_sparse.transform(sp.csr_matrix(dense)), on_dense.transform(dense))
+    np.testing.assert_array_equal(
+        on_sparse.transform(sp.csr_matrix(dense)), on_dense.transform(dense)
+    )
 
 
 def test_rows_and_training_features_without_an_observed_value_are_refused(small_digits):
@@ -138,7 +138,9 @@ def test_imputer_takes_another_placeholder_and_float32(cancer):
 
 
 def test_imputer_refuses_a_foreign_estimator_and_empty_data(cancer):
-    with pytest.raises(TypeError, match="needs a SparseVAE or GaussianVAE as its estimator, got PCA"):
+    with pytest.raises(
+        TypeError, match="needs a SparseVAE or GaussianVAE as its estimator, got PCA"
+    ):
         VAEImputer(PCA()).fit(cancer)
     with pytest.raises(ValueError, match="Every row of X is missing entirely"):
         VAEImputer(SMALL_VAE).fit(np.full((5, 3), np.nan))
