@@ -21,8 +21,8 @@ Three tables:
    the log-Jacobian sum(log scale_j)), reconstruction R² and the accuracy of a logistic
    regression on the codes.
 
-Run: ``python benchmarks/bench_imputation.py`` (``--seeds 3``; about 10 minutes on two CPU
-cores; ``--quick`` for a smoke run).
+Run: ``python benchmarks/bench_imputation.py`` (``--seeds 3``; about 15 minutes on one CPU
+core; ``--quick`` for a smoke run).
 """
 
 import argparse

@@ -174,3 +174,17 @@ def test_imputer_in_a_pipeline_a_grid_search_and_with_pandas_output(cancer):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no feature-name warning: the names were kept
         imputer.transform(frame)
+
+
+def test_a_failed_refit_leaves_the_imputer_as_it_was(cancer):
+    X_missing, _ = _holes(cancer[:200], 0.3)
+    imputer = VAEImputer(SMALL_VAE, random_state=0).fit(X_missing)
+    before = imputer.transform(X_missing)
+    state = dict(vars(imputer))
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        imputer.fit(np.where(np.isnan(X_missing), np.inf, X_missing))
+    with pytest.raises(ValueError, match="no observed value.*feature 3"):
+        imputer.fit(np.where(np.arange(cancer.shape[1]) == 3, np.nan, X_missing))
+    assert vars(imputer).keys() == state.keys()
+    assert all(vars(imputer)[name] is value for name, value in state.items())
+    np.testing.assert_array_equal(imputer.transform(X_missing), before)
