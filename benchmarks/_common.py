@@ -5,6 +5,7 @@ The scripts run as ``python benchmarks/bench_x.py``, which puts this folder on `
 so they import it as ``from _common import ...``.
 """
 
+import ast
 import os
 import platform
 import time
@@ -26,6 +27,17 @@ def parse_model(model):
         raise ValueError(f"unknown posterior {posterior!r} in model {model!r}")
     name = next(iter(POSTERIORS[posterior].params), None)
     return prior, posterior, ({name: float(value)} if value else None)
+
+
+def vae_param(text):
+    """The argparse type of the scripts' ``--vae-param`` option: ``NAME=VALUE``, the value a
+    Python literal or a string."""
+    name, _, value = text.partition("=")
+    try:
+        value = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        pass
+    return name, value
 
 
 def make_vae(prior, *, seams=(), **params):

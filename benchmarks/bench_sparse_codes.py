@@ -29,6 +29,7 @@ from _common import (
     print_table,
     set_default_mnist_dir,
     timed,
+    vae_param,
 )
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -67,6 +68,14 @@ def parse_args():
     )
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated models")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--vae-param",
+        type=vae_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a VAE parameter for every model, e.g. n_importance_samples=5 (repeatable)",
+    )
     parser.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files")
     parser.add_argument("--quick", action="store_true", help="2000/500 digits, 2 epochs")
     args = parser.parse_args()
@@ -89,6 +98,7 @@ def make_model(model, args):
         max_iter=args.epochs,
         tol=None,
         random_state=args.seed,
+        **dict(args.vae_param),
     )
 
 

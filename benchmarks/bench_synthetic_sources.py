@@ -19,11 +19,10 @@ matching them to the mixture; ``--vae-param NAME=VALUE`` overrides any other VAE
 """
 
 import argparse
-import ast
 import time
 
 import numpy as np
-from _common import add_kl_warmup_argument, print_environment, print_table, timed
+from _common import add_kl_warmup_argument, print_environment, print_table, timed, vae_param
 from sklearn.decomposition import PCA, DictionaryLearning, FastICA
 from sklearn.preprocessing import StandardScaler
 
@@ -232,16 +231,6 @@ def mixing_list(text):
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown mixing {unknown}; choose from {MIXINGS}")
     return names
-
-
-def vae_param(text):
-    """The ``--vae-param`` option: ``NAME=VALUE``, the value a Python literal or a string."""
-    name, _, value = text.partition("=")
-    try:
-        value = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        pass
-    return name, value
 
 
 def main():

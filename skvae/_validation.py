@@ -168,13 +168,13 @@ def check_values(values, likelihood, estimator_name, *, support="refuse"):
     and handle those outside the likelihood's support as ``support`` says: ``'refuse'`` (in
     fit: a model cannot learn data it cannot model), ``'clip'`` (in scoring: clip them to
     the support with an :class:`OutOfSupportWarning`), ``'ignore'`` (the encoder reads any
-    value). Returns the values, clipped in a copy where that was needed.
+    value). Returns the values (clipped in a copy where that was needed) and whether they
+    may hold NaN (False when the first pass found none).
 
     Valid data without NaN cost one min/max pass, a third of the passes the separate checks
     make; they run, to name the problem, only when that pass finds one (or when counts must
     be checked). As in scikit-learn, ``sklearn.set_config(assume_finite=True)`` skips the
-    finiteness check. Returns the values and whether they may hold NaN (False when the
-    first pass found none).
+    finiteness check.
     """
     largest = float(np.finfo(np.float32).max)
     low, high = likelihood.support
@@ -223,8 +223,8 @@ def check_data(estimator, X, *, reset, support="refuse"):
         values, LIKELIHOODS[estimator.likelihood], type(estimator).__name__, support=support
     )
     if checked is not values:  # clipped: a copy, never the caller's data
-        X = X.copy()
         if sp.issparse(X):
+            X = X.copy()
             X.data = checked
         else:
             X = checked
