@@ -26,7 +26,6 @@ environment variable when it is set, else from OpenML.
 # The pixel intensities are grey levels divided by 255, in [0, 1]. Each pixel of each
 # digit, training and test alike, is hidden (set to NaN) with probability one half,
 # independently of everything else: missing completely at random.
-import copy
 import time
 import warnings
 
@@ -152,16 +151,16 @@ fig.tight_layout()
 # imputation is, and analyses repeated on each drawn data set and pooled account for that
 # uncertainty (multiple imputation).
 #
-# The fitted model is reused rather than fitted again: a copy of the imputer whose
-# ``sample_posterior`` is switched on imputes the same test digit several times, each row
-# getting its own draw. To show more uncertainty than the scattered holes above leave, this
-# digit also has its bottom half hidden, a pattern of holes the model never saw in training.
+# The fitted model is reused rather than fitted again: with ``sample_posterior`` switched on,
+# each ``random_state`` set after fitting seeds another draw from the same VAE. To show more
+# uncertainty than the scattered holes above leave, this digit also has its bottom half
+# hidden, a pattern of holes the model never saw in training.
 n_draws = 4
 digit = X_test_missing[:1].copy()
 digit[:, 14 * 28 :] = np.nan
-sampler = copy.deepcopy(imputers["VAEImputer"]).set_params(sample_posterior=True)
-draws = sampler.transform(np.repeat(digit, n_draws, axis=0))
 conditional_mean = imputers["VAEImputer"].transform(digit)
+sampler = imputers["VAEImputer"].set_params(sample_posterior=True)
+draws = np.vstack([sampler.set_params(random_state=k).transform(digit) for k in range(n_draws)])
 
 panels = {
     "original": X_test[:1],

@@ -30,7 +30,8 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     With ``sample_posterior=True`` it draws each row's missing values from (an importance
     resampling of) p(x_m | x_o) instead, for multiple imputation: impute with several
     ``random_state`` values and pool the analyses, as with
-    :class:`~sklearn.impute.IterativeImputer`.
+    :class:`~sklearn.impute.IterativeImputer`, but without fitting again (see
+    ``random_state``).
 
     Parameters
     ----------
@@ -51,8 +52,12 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     random_state : int, RandomState instance or None, default=None
         Seed of the estimator's fit (when its own ``random_state`` is None) and of the
-        importance draws. The draws are fixed at :meth:`fit`: the same fitted imputer gives
-        the same imputations on every call, and the same ``random_state`` bit-identical ones.
+        importance draws. The same fitted imputer gives the same imputations on every call,
+        and the same ``random_state`` bit-identical ones. An int set after :meth:`fit` seeds
+        the draws of :meth:`transform` without refitting the model: with
+        ``sample_posterior=True``, ``set_params(random_state=m)`` for m = 0, 1, ... gives
+        multiple imputations from one fitted VAE. (A RandomState instance or None is drawn
+        from once, at :meth:`fit`.)
 
     Attributes
     ----------
@@ -164,6 +169,13 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             self._seed = int(rng.randint(np.iinfo(np.int32).max))
         return self
 
+    def _draw_seed(self):
+        """The seed of the importance draws: from ``random_state`` if it is an int (which
+        may have been set after fit), else the one drawn at fit."""
+        if isinstance(self.random_state, Integral):
+            return int(np.random.SeedSequence([self.random_state, 1]).generate_state(1)[0])
+        return self._seed
+
     def transform(self, X):
         """Impute the missing values of X.
 
@@ -189,10 +201,11 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         # its support, with a warning. They are returned as given.
         incomplete, _ = check_values(X[rows], likelihood, type(estimator).__name__, support="clip")
         module, device = estimator.module_, estimator._device()
-        noise = fixed_noise(self.n_importance_samples, module.noise_width, device, self._seed)
+        seed = self._draw_seed()
+        noise = fixed_noise(self.n_importance_samples, module.noise_width, device, seed)
         generator = None
         if self.sample_posterior:
-            generator = torch.Generator(device=device).manual_seed(self._seed)
+            generator = torch.Generator(device=device).manual_seed(seed)
         filled = map_batches(
             lambda x: module.impute(x, noise, generator),
             incomplete,

@@ -121,6 +121,14 @@ def test_imputer_is_reproducible_and_draws_multiple_imputations(cancer):
         for seed in (0, 1)
     ]
     assert not np.array_equal(draws[0][holes], draws[1][holes])
+    # Multiple imputation from one fitted model: the seed set after fit seeds the draws.
+    sampler = VAEImputer(SMALL_VAE, sample_posterior=True, random_state=0).fit(X_missing)
+    np.testing.assert_array_equal(sampler.transform(X_missing), draws[0])
+    weights = vars(sampler)["estimator_"].module_.state_dict()["decoder.0.weight"].clone()
+    redrawn = sampler.set_params(random_state=5).transform(X_missing)
+    assert not np.array_equal(redrawn[holes], draws[0][holes])
+    np.testing.assert_array_equal(redrawn, sampler.transform(X_missing))
+    assert torch.equal(sampler.estimator_.module_.state_dict()["decoder.0.weight"], weights)
     # Draws scatter about the conditional means.
     spread = np.std(draws[0][holes] - first.transform(X_missing)[holes])
     assert 0.1 < spread < 2
