@@ -48,6 +48,7 @@ from _common import (
     print_settings,
     print_table,
     timed,
+    vae_param,
 )
 from sklearn.datasets import load_sample_images
 from sklearn.decomposition import FastICA, MiniBatchDictionaryLearning
@@ -148,6 +149,14 @@ def parse_args():
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the patches and the VAEs")
     parser.add_argument(
+        "--vae-param",
+        type=vae_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="with --gabor: set a VAE parameter for every model, e.g. n_importance_samples=5",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="2000 train and 500 test patches, 3 epochs, 64-64"
     )
     args = parser.parse_args()
@@ -236,6 +245,7 @@ def patch_vae(
     *,
     posterior="normal",
     posterior_params=None,
+    overrides=None,
 ):
     """A VAE with the settings shared by all models, and ``prior`` and ``hidden_layer_sizes``
     (and a posterior family other than the normal, for ``--gabor``).
@@ -263,6 +273,7 @@ def patch_vae(
         n_mc_samples=10,
         kl_warmup_epochs=kl_warmup_epochs,
         random_state=seed,
+        **(overrides or {}),
     )
 
 
@@ -392,6 +403,7 @@ def gabor_rows(args, X_train, X_test):
                 args.kl_warmup_epochs,
                 posterior=posterior,
                 posterior_params=posterior_params,
+                overrides=dict(args.vae_param),
             )
             fit_time, _ = timed(estimator.fit, X_train)
             filters = decoder_filters(estimator, X_train)
