@@ -146,10 +146,13 @@ fig.tight_layout()
 # ``sample_posterior=True`` the imputer instead *draws* the hidden pixels from
 # p(x_missing | x_observed): it draws a latent code from the importance sample, weighted by
 # how well it explains the observed pixels, then the hidden pixels from the decoder's
-# Bernoulli distribution for that code. The draws are therefore black or white pixels,
-# while the observed ones keep their grey levels. Several draws show how uncertain the
-# imputation is, and analyses repeated on each drawn data set and pooled account for that
-# uncertainty (multiple imputation).
+# Bernoulli distribution for that code, each pixel independently. The draws are therefore
+# black or white pixels, while the observed ones keep their grey levels, and where the
+# decoder is unsure (a pale conditional mean, as in the hidden bottom half here) they are
+# speckles rather than strokes: a Bernoulli model of intensities describes each pixel's
+# uncertainty, not the shape of a stroke. Several draws show how uncertain the imputation
+# is, pixel by pixel, and analyses repeated on each drawn data set and pooled account for
+# that uncertainty (multiple imputation).
 #
 # The fitted model is reused rather than fitted again: with ``sample_posterior`` switched on,
 # each ``random_state`` set after fitting seeds another draw from the same VAE. To show more
@@ -185,16 +188,16 @@ plt.show()
 # ``KNNImputer``'s (0.028) and 1.7 times ``IterativeImputer``'s (0.018), and it takes longer
 # than either (most of it is the fit). Two things are likely at work. The VAE is trained
 # briefly on few digits: in our trials, training on the 5-sample importance-weighted bound
-# (``n_importance_samples=5`` in the GaussianVAE) lowered its error by a tenth, and training
-# longer or on more digits by 10 to 15%, still not to ``IterativeImputer``'s. And hiding
+# (``n_importance_samples=5`` in the GaussianVAE) lowered its error by 14% with GaussianVAE's
+# default architecture, and training longer or on more digits by 10 to 15%, still not to
+# ``IterativeImputer``'s. And hiding
 # pixels completely at random leaves most hidden pixels with observed neighbours, which a
 # linear regression on correlated pixels, as ``IterativeImputer`` fits, exploits directly;
 # the VAE's conditional mean averages over the whole digits that fit the observed pixels, and
-# is blurred where they disagree (see the figure). What the VAE offers beyond that error is a
-# generative model of whole digits: its draws fill the hidden pixels of a digit together, with
-# strokes that belong to one plausible digit, as in the last figure. On tables, where no such
-# neighbourhood structure helps the regression, the VAE imputed best
-# (``benchmarks/bench_imputation.py``).
+# is blurred where they disagree (see the figure). Its draws, in the last figure, are no
+# better: speckled where the model is unsure, because the Bernoulli likelihood draws every
+# pixel on its own. On tables, where no such neighbourhood structure helps the regression,
+# the VAE imputed best (``benchmarks/bench_imputation.py``).
 #
 # References
 # ----------
