@@ -191,8 +191,8 @@ plt.show()
 # (``n_importance_samples=5`` in the GaussianVAE) lowered its error by 14% with GaussianVAE's
 # default architecture, and training longer or on more digits by 10 to 15%, still not to
 # ``IterativeImputer``'s. And hiding pixels completely at random leaves most hidden pixels
-# with observed neighbours, which a
-# linear regression on correlated pixels, as ``IterativeImputer`` fits, exploits directly;
+# with observed neighbours, which a linear regression on correlated pixels, as
+# ``IterativeImputer`` fits, exploits directly;
 # the VAE's conditional mean averages over the whole digits that fit the observed pixels, and
 # is blurred where they disagree (see the figure). Its draws, in the last figure, are no
 # better: speckled where the model is unsure, because the Bernoulli likelihood draws every
