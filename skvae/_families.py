@@ -563,9 +563,10 @@ class GaussianLikelihood(Likelihood):
 
 
 def standard_units(mean, std):
-    """Each feature's standard deviation as the unit to divide it by, with StandardScaler's
-    rule for constant features: 1 where the deviation is within rounding of 0."""
-    tiny = 10 * torch.finfo(torch.float32).eps * mean.abs()
+    """Each feature's standard deviation as the unit to divide it by, and 1 for a constant
+    feature, as StandardScaler does: one whose deviation is within float32 rounding of its
+    mean (skvae computes in float32)."""
+    tiny = torch.finfo(torch.float32).eps * mean.abs()
     return torch.where(std > tiny.clamp_min(torch.finfo(torch.float32).tiny), std, 1.0)
 
 

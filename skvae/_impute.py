@@ -48,7 +48,8 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     sample_posterior : bool, default=False
         Draw the missing values from their conditional distribution instead of imputing
-        their conditional mean.
+        their conditional mean. The draws of a row depend on its place among the rows
+        transformed together (as they are drawn in sequence), not only on the row.
 
     random_state : int, RandomState instance or None, default=None
         Seed of the estimator's fit (when its own ``random_state`` is None) and of the
@@ -222,7 +223,8 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             X,
             reset=reset,
             dtype=[np.float64, np.float32],
-            ensure_all_finite="allow-nan",
+            # As scikit-learn's imputers: NaN is refused unless it is the placeholder.
+            ensure_all_finite="allow-nan" if _is_nan(self.missing_values) else True,
             copy=True,  # the holes are filled in X, which is never the caller's array
         )
         if not _is_nan(self.missing_values):

@@ -63,8 +63,8 @@ class EncoderInput(nn.Module):
 
     def forward(self, x):
         missing = torch.isnan(x)
-        if self.log1p:
-            x = torch.log1p(x)
+        if self.log1p:  # counts: a value below 0 (transform reads any) reads as 0
+            x = torch.log1p(x.clamp_min(0))
         x = torch.where(missing, self.fill, (x - self.shift) / self.scale)
         return torch.cat([x, missing.to(x.dtype)], dim=-1) if self.missing_indicator else x
 
@@ -235,7 +235,9 @@ class VAEModule(nn.Module):
         )
         p_x = self.decode(h)
         observed = ~torch.isnan(x)
-        log_p = p_x.log_prob(torch.where(observed, x, 0.0))
+        # A hole is scored at the decoder's mean, a value inside any likelihood's support,
+        # so that its masked-out term has a finite gradient (0 * inf would be NaN).
+        log_p = p_x.log_prob(torch.where(observed, x, p_x.mean.detach()))
         return posterior, z, p_x, torch.where(observed, log_p, 0.0).sum(-1)
 
     def kl(self, posterior, z):

@@ -184,7 +184,8 @@ def _from_version_1(content):
 def _from_version_2(content):
     """A file of format 1 or 2 in the current layout: a module whose encoder read the data
     raw and whose Gaussian decoder output the mean itself, which the new buffers reproduce
-    (shift 0, scale 1)."""
+    (shift 0, scale 1). Such a model never saw a missing value, and the file does not hold
+    the training means: it reads a hole as 0."""
     architecture = json.loads(content["architecture"])
     architecture.update(encoder_input="raw", missing_indicator=False)
     module = dict(content["module_"])

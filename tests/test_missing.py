@@ -80,6 +80,37 @@ def test_sparse_input_with_missing_values_gives_the_dense_results(counts):
     )
 
 
+def test_a_likelihood_without_zero_in_its_support_trains_on_holes(monkeypatch):
+    # A hole is scored at the decoder's mean and masked out: for a likelihood whose density
+    # is 0 at the placeholder, a placeholder of 0 gave -inf there and NaN gradients.
+    from torch.nn import functional as F
+
+    from skvae._families import LIKELIHOODS, Likelihood
+
+    class LogNormalLikelihood(Likelihood):
+        name, support = "lognormal", (0.0, np.inf)
+
+        def __init__(self, n_features):
+            super().__init__(n_features)
+            self.raw_scale = torch.nn.Parameter(torch.zeros(n_features))
+
+        @torch.no_grad()
+        def reset_parameters(self, mean, std, output_bias):
+            output_bias.copy_(torch.log(mean))
+
+        def forward(self, output):
+            scale = F.softplus(self.raw_scale) + 1e-3
+            return torch.distributions.LogNormal(output, scale, validate_args=False)
+
+    monkeypatch.setitem(LIKELIHOODS, "lognormal", LogNormalLikelihood)
+    X, _ = _holes(np.exp(np.random.RandomState(0).normal(size=(300, 4))), 0.2)
+    vae = GaussianVAE(
+        2, hidden_layer_sizes=(8,), likelihood="lognormal", max_iter=3, random_state=0
+    )
+    assert np.isfinite(vae.fit(X).loss_curve_).all()
+    assert all(torch.isfinite(p).all() for p in vae.module_.parameters())
+
+
 def test_rows_and_training_features_without_an_observed_value_are_refused(small_digits):
     X = small_digits[0].copy()
     vae = GaussianVAE(**FAST).fit(X)
@@ -154,6 +185,9 @@ def test_imputer_refuses_a_foreign_estimator_and_empty_data(cancer):
         VAEImputer(SMALL_VAE).fit(np.full((5, 3), np.nan))
     with pytest.raises(ValueError, match="Input X contains infinity"):
         VAEImputer(SMALL_VAE).fit(np.where(cancer > 2, np.inf, cancer))
+    # As SimpleImputer: NaN is refused unless it is the placeholder.
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        VAEImputer(SMALL_VAE, missing_values=-1).fit(np.where(cancer > 2, np.nan, cancer))
 
 
 def test_imputer_fills_rows_missing_entirely_with_the_model_mean(cancer):
