@@ -30,14 +30,58 @@ def parse_model(model):
 
 
 def vae_param(text):
-    """The argparse type of the scripts' ``--vae-param`` option: ``NAME=VALUE``, the value a
-    Python literal or a string."""
+    """The argparse type of ``--vae-param``: ``NAME=VALUE``, the value a Python literal or a
+    string."""
     name, _, value = text.partition("=")
     try:
         value = ast.literal_eval(value)
     except (ValueError, SyntaxError):
         pass
     return name, value
+
+
+def add_vae_param_argument(parser, help):
+    """``--vae-param NAME=VALUE`` (repeatable): VAE settings as ``args.vae_param``, a list of
+    (name, value) pairs."""
+    parser.add_argument(
+        "--vae-param", type=vae_param, action="append", default=[], metavar="NAME=VALUE", help=help
+    )
+
+
+def pythae_encoder_decoder(n_features, hidden, n_components, activation):
+    """pythae's encoder and decoder for an MLP VAE like skvae's (``hidden`` mirrored, a
+    Bernoulli decoder), or None if pythae is not installed."""
+    try:
+        from pythae.models.base.base_utils import ModelOutput
+        from pythae.models.nn import BaseDecoder, BaseEncoder
+    except ImportError:
+        return None
+    from torch import nn
+
+    def mlp(sizes):
+        layers = []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+            layers += [nn.Linear(n_in, n_out), activation()]
+        return nn.Sequential(*layers[:-1])
+
+    class Encoder(BaseEncoder):
+        def __init__(self):
+            super().__init__()
+            self.net = mlp([n_features, *hidden, 2 * n_components])
+
+        def forward(self, x):
+            mu, log_var = self.net(x.reshape(len(x), -1)).chunk(2, dim=-1)
+            return ModelOutput(embedding=mu, log_covariance=log_var)
+
+    class Decoder(BaseDecoder):
+        def __init__(self):
+            super().__init__()
+            self.net = mlp([n_components, *hidden[::-1], n_features])
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
+
+    return Encoder(), Decoder()
 
 
 def make_vae(prior, *, seams=(), **params):

@@ -37,7 +37,13 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import torch
-from _common import print_environment, print_settings, print_table, set_default_mnist_dir
+from _common import (
+    print_environment,
+    print_settings,
+    print_table,
+    pythae_encoder_decoder,
+    set_default_mnist_dir,
+)
 from torch import nn
 
 from skvae import GaussianVAE, SparseVAE
@@ -64,50 +70,28 @@ def fit_skvae(estimator, X, epochs, seed):
     return estimator, seconds
 
 
-def pythae_model(kind, n_features, hidden, n_components, k):
-    """pythae's VAE or IWAE with the skvae models' encoder and decoder, or None."""
-    try:
-        from pythae.models import IWAE, VAE, IWAEConfig, VAEConfig
-        from pythae.models.base.base_utils import ModelOutput
-        from pythae.models.nn import BaseDecoder, BaseEncoder
-    except ImportError:
+def pythae_model(kind, n_features, hidden, n_components, k, seed=0):
+    """pythae's VAE or IWAE with the skvae models' encoder and decoder, its initial weights
+    from torch's global generator seeded with ``seed``, or None."""
+    torch.manual_seed(seed)
+    parts = pythae_encoder_decoder(n_features, hidden, n_components, nn.Tanh)
+    if parts is None:
         return None
+    from pythae.models import IWAE, VAE, IWAEConfig, VAEConfig
 
-    def mlp(sizes):
-        layers = []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-            layers += [nn.Linear(n_in, n_out), nn.Tanh()]
-        return nn.Sequential(*layers[:-1])
-
-    class Encoder(BaseEncoder):
-        def __init__(self):
-            super().__init__()
-            self.net = mlp([n_features, *hidden, 2 * n_components])
-
-        def forward(self, x):
-            mu, log_var = self.net(x.reshape(len(x), -1)).chunk(2, dim=-1)
-            return ModelOutput(embedding=mu, log_covariance=log_var)
-
-    class Decoder(BaseDecoder):
-        def __init__(self):
-            super().__init__()
-            self.net = mlp([n_components, *hidden[::-1], n_features])
-
-        def forward(self, z):
-            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
-
+    encoder, decoder = parts
     if kind == "VAE":
         config = VAEConfig(
             input_dim=(n_features,), latent_dim=n_components, reconstruction_loss="bce"
         )
-        return VAE(config, encoder=Encoder(), decoder=Decoder())
+        return VAE(config, encoder=encoder, decoder=decoder)
     config = IWAEConfig(
         input_dim=(n_features,),
         latent_dim=n_components,
         reconstruction_loss="bce",
         number_samples=k,
     )
-    return IWAE(config, encoder=Encoder(), decoder=Decoder())
+    return IWAE(config, encoder=encoder, decoder=decoder)
 
 
 def fit_pythae(model, X, epochs, batch_size, learning_rate, seed):
@@ -216,7 +200,7 @@ def main():
     if have_pythae:
         for kind in ("VAE", "IWAE"):
             models[f"pythae {kind}" + (f", k={args.k}" if kind == "IWAE" else ", k=1")] = (
-                lambda kind=kind: pythae_model(kind, 784, hidden, n_components, args.k)
+                lambda kind=kind: pythae_model(kind, 784, hidden, n_components, args.k, args.seed)
             )
     elif not args.no_pythae:
         print(

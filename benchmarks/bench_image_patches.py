@@ -43,12 +43,12 @@ from pathlib import Path
 import numpy as np
 from _common import (
     add_kl_warmup_argument,
+    add_vae_param_argument,
     make_vae,
     parse_model,
     print_settings,
     print_table,
     timed,
-    vae_param,
 )
 from sklearn.datasets import load_sample_images
 from sklearn.decomposition import FastICA, MiniBatchDictionaryLearning
@@ -148,13 +148,8 @@ def parse_args():
         help="with --gabor: alpha of MiniBatchDictionaryLearning (its L1 penalty)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the patches and the VAEs")
-    parser.add_argument(
-        "--vae-param",
-        type=vae_param,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="with --gabor: set a VAE parameter for every model, e.g. n_importance_samples=5",
+    add_vae_param_argument(
+        parser, "with --gabor: set a VAE parameter for every model, e.g. n_importance_samples=5"
     )
     parser.add_argument(
         "--quick", action="store_true", help="2000 train and 500 test patches, 3 epochs, 64-64"

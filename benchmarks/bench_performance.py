@@ -31,6 +31,7 @@ from _common import (
     make_vae,
     print_environment,
     print_table,
+    pythae_encoder_decoder,
     set_default_mnist_dir,
     timed,
 )
@@ -534,41 +535,16 @@ PYTHAE_INSTALL = (
 
 def pythae_trainer(X, params, epochs, output_dir):
     """pythae's VAE and BaseTrainer on the same architecture, or None if not installed."""
-    try:
-        from pythae.data.datasets import BaseDataset
-        from pythae.models import VAE, VAEConfig
-        from pythae.models.base.base_utils import ModelOutput
-        from pythae.models.nn import BaseDecoder, BaseEncoder
-        from pythae.trainers import BaseTrainer, BaseTrainerConfig
-    except ImportError:
-        return None
     hidden, n_components = list(params["hidden_layer_sizes"]), params["n_components"]
-
-    def mlp(sizes):
-        layers = []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-            layers += [nn.Linear(n_in, n_out), nn.ReLU()]
-        return nn.Sequential(*layers[:-1])
-
-    class Encoder(BaseEncoder):
-        def __init__(self):
-            super().__init__()
-            self.net = mlp([X.shape[1], *hidden, 2 * n_components])
-
-        def forward(self, x):
-            mu, log_var = self.net(x.reshape(len(x), -1)).chunk(2, dim=-1)
-            return ModelOutput(embedding=mu, log_covariance=log_var)
-
-    class Decoder(BaseDecoder):
-        def __init__(self):
-            super().__init__()
-            self.net = mlp([n_components, *hidden[::-1], X.shape[1]])
-
-        def forward(self, z):
-            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
+    parts = pythae_encoder_decoder(X.shape[1], hidden, n_components, nn.ReLU)
+    if parts is None:
+        return None
+    from pythae.data.datasets import BaseDataset
+    from pythae.models import VAE, VAEConfig
+    from pythae.trainers import BaseTrainer, BaseTrainerConfig
 
     config = VAEConfig(input_dim=(X.shape[1],), latent_dim=n_components, reconstruction_loss="bce")
-    model = VAE(config, encoder=Encoder(), decoder=Decoder())
+    model = VAE(config, encoder=parts[0], decoder=parts[1])
     training_config = BaseTrainerConfig(
         output_dir=output_dir,
         num_epochs=epochs,

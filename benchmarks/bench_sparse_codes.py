@@ -23,13 +23,13 @@ import time
 
 import numpy as np
 from _common import (
+    add_vae_param_argument,
     make_vae,
     parse_model,
     print_settings,
     print_table,
     set_default_mnist_dir,
     timed,
-    vae_param,
 )
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -68,13 +68,8 @@ def parse_args():
     )
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated models")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--vae-param",
-        type=vae_param,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set a VAE parameter for every model, e.g. n_importance_samples=5 (repeatable)",
+    add_vae_param_argument(
+        parser, "set a VAE parameter for every model, e.g. n_importance_samples=5 (repeatable)"
     )
     parser.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files")
     parser.add_argument("--quick", action="store_true", help="2000/500 digits, 2 epochs")

@@ -22,7 +22,13 @@ import argparse
 import time
 
 import numpy as np
-from _common import add_kl_warmup_argument, print_environment, print_table, timed, vae_param
+from _common import (
+    add_kl_warmup_argument,
+    add_vae_param_argument,
+    print_environment,
+    print_table,
+    timed,
+)
 from sklearn.decomposition import PCA, DictionaryLearning, FastICA
 from sklearn.preprocessing import StandardScaler
 
@@ -264,13 +270,8 @@ def main():
         help="'matched': the VAEs' hidden_layer_sizes and activation fit the mixture "
         f"({HIDDEN_LAYER_SIZES}, ReLU); 'default': each estimator's defaults",
     )
-    parser.add_argument(
-        "--vae-param",
-        type=vae_param,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a VAE setting, e.g. max_iter=1000 or n_components=10 (repeatable)",
+    add_vae_param_argument(
+        parser, "override a VAE setting, e.g. max_iter=1000 or n_components=10 (repeatable)"
     )
     parser.add_argument(
         "--method",
