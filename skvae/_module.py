@@ -253,12 +253,13 @@ class VAEModule(nn.Module):
         return self._importance_weighted(x, noise)[0]
 
     def _importance_weighted(self, x, noise):
+        """The log-weights, the draws z and p(x|z) of the importance sample of each row."""
         posterior, z, p_x, log_likelihood = self._reconstruct(x, noise)
         params = self._params("posterior", self.posterior_family)
         log_prior, log_posterior = self.posterior_family.log_densities(
             posterior, self.prior(), z, **params
         )
-        return log_likelihood + log_prior - log_posterior, p_x
+        return log_likelihood + log_prior - log_posterior, z, p_x
 
     def impute(self, x, noise, generator=None):
         """Each row of ``x`` with its NaN replaced, from the draws of z that ``noise`` gives.
@@ -268,7 +269,7 @@ class VAEModule(nn.Module):
         same importance sample (sampling importance resampling): a z_k drawn by weight, then
         x_m from p(x_m|z_k).
         """
-        log_w, p_x = self._importance_weighted(x, noise)
+        log_w, z, p_x = self._importance_weighted(x, noise)
         if generator is None:
             weights = torch.softmax(log_w, dim=0).unsqueeze(-1)
             filled = (weights * p_x.mean).sum(0)
@@ -278,8 +279,10 @@ class VAEModule(nn.Module):
             k = torch.searchsorted(cumulative, u * cumulative[:, -1:]).clamp(
                 max=log_w.shape[0] - 1
             )
-            draws = self.likelihood.sample(p_x, generator)  # (draws, rows, features)
-            filled = draws[k.squeeze(-1), torch.arange(x.shape[0], device=x.device)]
+            chosen = z[k.squeeze(-1), torch.arange(x.shape[0], device=x.device)]  # a z a row
+            params = self._params("posterior", self.posterior_family)
+            h = self.posterior_family.decoder_input(chosen, **params)
+            filled = self.likelihood.sample(self.decode(h), generator)
         return torch.where(torch.isnan(x), filled, x)
 
     def sample(self, n_samples, generator):
