@@ -249,8 +249,7 @@ def patch_vae(
     not improved for 10 epochs, and keeps the best weights; ``n_epochs`` caps it. Without
     it, ``tol=None`` gives every model exactly ``n_epochs`` epochs.
     """
-    return make_vae(
-        prior,
+    settings = dict(
         n_components=n_components,
         hidden_layer_sizes=hidden_layer_sizes,
         activation="tanh",
@@ -268,8 +267,8 @@ def patch_vae(
         n_mc_samples=10,
         kl_warmup_epochs=kl_warmup_epochs,
         random_state=seed,
-        **(overrides or {}),
     )
+    return make_vae(prior, **{**settings, **(overrides or {})})
 
 
 def decoder_filters(vae, X):

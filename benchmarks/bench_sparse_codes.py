@@ -82,8 +82,7 @@ def parse_args():
 
 def make_model(model, args):
     prior, posterior, posterior_params = parse_model(model)
-    return make_vae(
-        prior,
+    settings = dict(
         n_components=args.n_components,
         hidden_layer_sizes=tuple(int(h) for h in args.hidden.split(",")),
         activation="relu" if prior == "normal" else "tanh",  # each estimator's default
@@ -93,8 +92,8 @@ def make_model(model, args):
         max_iter=args.epochs,
         tol=None,
         random_state=args.seed,
-        **dict(args.vae_param),
     )
+    return make_vae(prior, **{**settings, **dict(args.vae_param)})
 
 
 def measure(model, X_train, y_train, X_test, y_test, args):
