@@ -56,7 +56,12 @@ from sklearn.decomposition import FastICA, MiniBatchDictionaryLearning
 from skvae.datasets import load_image_patches
 from skvae.diagnostics import active_units, gabor_fit, hoyer_sparsity, latent_activity
 
-PRIOR_NAMES = {"normal": "Gaussian", "cauchy": "Cauchy", "laplace": "Laplace"}
+PRIOR_NAMES = {
+    "normal": "Gaussian",
+    "cauchy": "Cauchy",
+    "laplace": "Laplace",
+    "student-t": "Student-t",
+}
 
 # Photographs that scikit-image ships inside its package (no download): people, animals,
 # objects, a rocket, and the natural textures of grass, gravel and a brick wall.
