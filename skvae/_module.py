@@ -211,12 +211,7 @@ class VAEModule(nn.Module):
         bound, which tightens towards log p(x) as k grows; with ``beta`` the prior-to-
         posterior ratio is weighted as the KL term is in the beta-ELBO. No closed-form KL
         enters: the bound needs the densities at each draw."""
-        posterior, z, _, log_likelihood = self._reconstruct(x, noise)
-        params = self._params("posterior", self.posterior_family)
-        log_prior, log_posterior = self.posterior_family.log_densities(
-            posterior, self.prior(), z, **params
-        )
-        log_w = log_likelihood + beta * (log_prior - log_posterior)
+        log_w = self._importance_weighted(x, noise, beta)[0]
         return torch.logsumexp(log_w, dim=0) - math.log(noise.shape[0])
 
     def posterior_sample(self, x, noise):
@@ -252,14 +247,15 @@ class VAEModule(nn.Module):
         row (``x_o``: its observed entries)."""
         return self._importance_weighted(x, noise)[0]
 
-    def _importance_weighted(self, x, noise):
-        """The log-weights, the draws z and p(x|z) of the importance sample of each row."""
+    def _importance_weighted(self, x, noise, beta=1.0):
+        """The log-weights ``log p(x_o|z) + beta (log p(z) - log q(z|x_o))``, the draws z and
+        p(x|z) of the importance sample of each row."""
         posterior, z, p_x, log_likelihood = self._reconstruct(x, noise)
         params = self._params("posterior", self.posterior_family)
         log_prior, log_posterior = self.posterior_family.log_densities(
             posterior, self.prior(), z, **params
         )
-        return log_likelihood + log_prior - log_posterior, z, p_x
+        return log_likelihood + beta * log_prior - beta * log_posterior, z, p_x
 
     def impute(self, x, noise, generator=None):
         """Each row of ``x`` with its NaN replaced, from the draws of z that ``noise`` gives.
