@@ -92,6 +92,10 @@ class VAEModule(nn.Module):
     prior_params, posterior_params : dict
         Values of the prior's and the posterior's hyper-parameters (their families'
         ``params``), kept as buffers named ``prior_<name>`` and ``posterior_<name>``.
+    prior_scale : float or 'learned'
+        The scale of the prior of every latent coordinate (a buffer ``prior_scale``), or
+        ``'learned'``: one scale per coordinate, a parameter of the model (its log, the
+        parameter ``prior_log_scale``, starts at 0) trained with the rest on the ELBO.
     generator : torch.Generator
         Source of the initial weights.
 
@@ -116,6 +120,7 @@ class VAEModule(nn.Module):
         generator,
         encoder_input="raw",
         missing_indicator=False,
+        prior_scale=1.0,
     ):
         super().__init__()
         hidden = list(hidden_layer_sizes)
@@ -130,6 +135,7 @@ class VAEModule(nn.Module):
             "posterior_params": dict(posterior_params),
             "encoder_input": encoder_input,
             "missing_indicator": missing_indicator,
+            "prior_scale": prior_scale,
         }
         self.posterior_family = POSTERIORS[posterior]
         self.prior_family = PRIORS[prior]
@@ -141,7 +147,10 @@ class VAEModule(nn.Module):
         self.decoder = _mlp([n_components, *hidden[::-1], n_features], activation, generator)
         self.likelihood = LIKELIHOODS[likelihood](n_features)
         self.register_buffer("prior_loc", torch.zeros(n_components))
-        self.register_buffer("prior_scale", torch.ones(n_components))
+        if prior_scale == "learned":
+            self.prior_log_scale = nn.Parameter(torch.zeros(n_components))
+        else:
+            self.register_buffer("prior_scale", torch.full((n_components,), float(prior_scale)))
         for kind, params in [("prior", prior_params), ("posterior", posterior_params)]:
             for name, value in params.items():
                 self.register_buffer(f"{kind}_{name}", torch.full((n_components,), float(value)))
@@ -173,9 +182,15 @@ class VAEModule(nn.Module):
         """The encoder's output for rows ``x``, which may hold NaN for missing values."""
         return self.encoder(self.input(x))
 
+    def prior_scales(self):
+        """The scale of the prior of each latent coordinate, fixed or learned."""
+        if self.architecture["prior_scale"] == "learned":
+            return self.prior_log_scale.exp()
+        return self.prior_scale
+
     def prior(self):
         params = self._params("prior", self.prior_family)
-        return self.prior_family(self.prior_loc, self.prior_scale, **params)
+        return self.prior_family(self.prior_loc, self.prior_scales(), **params)
 
     def posterior(self, x):
         return self.posterior_family(

@@ -18,11 +18,12 @@ from ._vae import FITTED_STATE, GaussianVAE, SparseVAE
 from ._validation import available_device, resolve_device
 
 MAGIC = b"skvae-model\n"
+# 4: the architecture's prior_scale, which may be learned (parameter prior_log_scale).
 # 3: the module standardizes what its encoder and Gaussian decoder see (the input submodule,
 # which may read a mask of missing values, and loc_shift, loc_scale in the Gaussian head).
 # 2: the fitted state under the names of FITTED_STATE, the architecture with the families'
 # hyper-parameters (prior_params, posterior_params). 1: skvae 0.1.0. Both still read.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 ESTIMATORS = {"SparseVAE": SparseVAE, "GaussianVAE": GaussianVAE}
 
 
@@ -131,6 +132,8 @@ def _restore(content, target):
         content = _from_version_1(content)
     if version <= 2:
         content = _from_version_2(content)
+    if version <= 3:
+        content = _from_version_3(content)
     estimator = ESTIMATORS[content["estimator"]]()
     params = json.loads(content["params"])
     params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
@@ -197,6 +200,17 @@ def _from_version_2(content):
         module["likelihood.loc_shift"] = torch.zeros(n_features)
         module["likelihood.loc_scale"] = torch.ones(n_features)
     return {**content, "architecture": json.dumps(architecture), "module_": module}
+
+
+def _from_version_3(content):
+    """A file of format 3 or older in the current layout: its prior had the fixed scale 1,
+    which skvae 0.3 made a parameter (``prior_scale``) and SparseVAE learns by default."""
+    architecture = json.loads(content["architecture"])
+    architecture["prior_scale"] = 1.0
+    params = json.loads(content["params"])
+    if content["estimator"] == "SparseVAE":
+        params["prior_scale"] = 1.0
+    return {**content, "architecture": json.dumps(architecture), "params": json.dumps(params)}
 
 
 def _map_tensors(state, device):

@@ -177,6 +177,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     }
 
     prior = "normal"
+    prior_scale = 1.0
 
     #: Whether full CUDA batches replay a captured graph of the training step; a subclass sets
     #: it to False to train with the eager step (the benchmarks time both).
@@ -473,6 +474,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             "prior_params": prior_params,
             "posterior_params": posterior_params,
             "encoder_input": LIKELIHOODS[self.likelihood].encoder_input,
+            "prior_scale": self.prior_scale,
         }
 
     def _kl_warmup_factor(self, epoch):
@@ -808,11 +810,23 @@ class SparseVAE(_BaseVAE):
     df : float, default=3.0
         Degrees of freedom of the Student-t prior; ignored by the other priors.
 
+    prior_scale : float or 'learned', default='learned'
+        Scale of the prior on each latent coordinate. ``'learned'`` makes it a parameter of
+        the model, one per coordinate, fitted with the networks by maximising the ELBO
+        (empirical Bayes; it starts at 1): with thresholded codes it sets, for each
+        dimension, how much of its prior mass lies in the dead zone, which the fixed scale
+        of 1 can only do for all at once. The ELBO stays a bound of the model fitted, whose
+        prior has the learned scales. A float fixes every scale to it (1 was the default
+        before skvae 0.3).
+
     %(shared_parameters)s
 
     Attributes
     ----------
     %(attributes)s
+
+    prior_scale_ : ndarray of shape (n_components,)
+        The prior's scale of each latent coordinate: the learned ones, or ``prior_scale``.
 
     See Also
     --------
@@ -861,6 +875,7 @@ class SparseVAE(_BaseVAE):
         **_BaseVAE._parameter_constraints,
         "prior": [PRIORS.constraint(where=lambda family: family.in_sparse_vae)],
         "df": [Interval(Real, 0, None, closed="neither")],
+        "prior_scale": [StrOptions({"learned"}), Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -869,6 +884,7 @@ class SparseVAE(_BaseVAE):
         *,
         prior="laplace",
         df=3.0,
+        prior_scale="learned",
         hidden_layer_sizes=(256, 128),
         activation="tanh",
         likelihood="gaussian",
@@ -915,6 +931,13 @@ class SparseVAE(_BaseVAE):
         )
         self.prior = prior
         self.df = df
+        self.prior_scale = prior_scale
+
+    @property
+    def prior_scale_(self):
+        check_is_fitted(self)
+        with torch.no_grad():
+            return self.module_.prior_scales().detach().cpu().numpy().astype(np.float64)
 
 
 @_fill_doc

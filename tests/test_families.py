@@ -510,9 +510,10 @@ def test_thresholded_codes_are_the_soft_thresholded_location(thresholded, small_
 def test_thresholded_score_is_the_elbo_of_the_model_that_decodes_thresholded_codes(
     thresholded, small_digits
 ):
-    # The ELBO of z ~ Cauchy, h = S(z), x ~ Bernoulli(decoder(h)), written out by hand with
-    # the estimator's fixed noise: the reconstruction term decodes S(z), the KL is that of
-    # q(z|x) to the prior (Monte Carlo, at the same z).
+    # The ELBO of z ~ Cauchy(0, b) (b: the learned scales), h = S(z), x ~
+    # Bernoulli(decoder(h)), written out by hand with the estimator's fixed noise: the
+    # reconstruction term decodes S(z), the KL is that of q(z|x) to the prior (Monte Carlo,
+    # at the same z).
     X, _ = small_digits
     x = torch.as_tensor(X[:50], dtype=torch.float32)
     module = thresholded.module_
@@ -526,7 +527,8 @@ def test_thresholded_score_is_the_elbo_of_the_model_that_decodes_thresholded_cod
         log_px = (
             torch.distributions.Bernoulli(logits=logits, validate_args=False).log_prob(x).sum(-1)
         )
-        prior = torch.distributions.Cauchy(0.0, 1.0)
+        # The prior's scales are those learned with the networks (SparseVAE's default).
+        prior = torch.distributions.Cauchy(0.0, torch.exp(module.prior_log_scale))
         kl = (q.log_prob(z) - prior.log_prob(z)).sum(-1)
         expected = (log_px - kl).mean(0).numpy()
     np.testing.assert_allclose(thresholded.score_samples(X[:50]), expected, rtol=1e-5)
@@ -647,3 +649,60 @@ def test_spike_and_slab_refuses_a_sparsity_outside_the_open_interval(small_digit
     params = {"posterior": "spike-and-slab", "posterior_params": {"sparsity": sparsity}}
     with pytest.raises(ValueError, match=r"needs sparsity to be a float in the range \(0.0"):
         SparseVAE(**FAST, **params).fit(X)
+
+
+# -- the prior's scale ----------------------------------------------------------------------
+
+
+def test_sparse_vae_learns_one_prior_scale_per_dimension_on_the_elbo(small_digits):
+    X, _ = small_digits
+    vae = SparseVAE(**FAST).fit(X)  # prior_scale='learned', the default
+    parameters = dict(vae.module_.named_parameters())
+    assert "prior_log_scale" in parameters and "prior_scale" not in dict(
+        vae.module_.named_buffers()
+    )
+    scales = vae.prior_scale_
+    assert scales.shape == (FAST["n_components"],) and (scales > 0).all()
+    assert not np.allclose(scales, 1.0)  # moved from where it started
+    np.testing.assert_allclose(
+        vae.module_.prior().scale.detach().numpy(), scales.astype(np.float32)
+    )
+    # The scales get the ELBO's gradient, as the networks' weights do.
+    x = torch.as_tensor(X[:64], dtype=torch.float32)
+    vae.module_.zero_grad()
+    (-vae.module_.elbo(x, vae._fixed_noise(1)).mean()).backward()
+    assert parameters["prior_log_scale"].grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.5])
+def test_a_fixed_prior_scale_is_a_buffer(small_digits, scale):
+    X, _ = small_digits
+    vae = SparseVAE(**FAST, prior_scale=scale).fit(X)
+    assert "prior_log_scale" not in dict(vae.module_.named_parameters())
+    np.testing.assert_array_equal(vae.prior_scale_, np.full(FAST["n_components"], scale))
+    assert torch.equal(vae.module_.prior().scale, torch.full((FAST["n_components"],), scale))
+
+
+def test_gaussian_vae_keeps_the_standard_normal_prior(small_digits):
+    X, _ = small_digits
+    vae = GaussianVAE(**FAST).fit(X)
+    assert "prior_scale" not in vae.get_params()
+    assert torch.equal(vae.module_.prior().scale, torch.ones(FAST["n_components"]))
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, "fixed"])
+def test_a_bad_prior_scale_is_refused_by_name(small_digits, fitted, scale):
+    X, _ = small_digits
+    with pytest.raises(ValueError, match="'prior_scale' parameter of SparseVAE must be"):
+        SparseVAE(**FAST, prior_scale=scale).fit(X)
+
+
+def test_warm_start_refuses_a_change_of_prior_scale(small_digits, fitted):
+    X, _ = small_digits
+    vae = pickle.loads(pickle.dumps(fitted))
+    before = vae.transform(X)
+    vae.set_params(warm_start=True, prior_scale=1.0)
+    message = "fitted with prior_scale='learned' using prior_scale=1.0"
+    with pytest.raises(ValueError, match=message):
+        vae.fit(X)
+    np.testing.assert_array_equal(vae.transform(X), before)  # the fitted model as it was

@@ -263,6 +263,9 @@ def test_load_reads_the_files_of_skvae_0_1_0(digits):
     np.testing.assert_array_equal(loaded.transform(X), recorded["transform"])
     np.testing.assert_array_equal(loaded.score_samples(X), recorded["score_samples"])
     assert loaded.module_.architecture["prior_params"] == {"df": 4.0}
+    # Its prior had the fixed unit scale, which the loaded model keeps (and says it does).
+    assert loaded.prior_scale == 1.0 and loaded.module_.architecture["prior_scale"] == 1.0
+    np.testing.assert_array_equal(loaded.prior_scale_, np.ones(2))
     assert not hasattr(loaded, "_n_features_out") or loaded._n_features_out == 2
     assert "_n_features_out" not in vars(loaded)
     loaded.partial_fit(X)  # training goes on
