@@ -104,10 +104,13 @@ def thresholded(z, threshold=0.5):
     return np.sign(z) * np.maximum(np.abs(z) - threshold, 0)
 
 
+# The sparse models' priors have the scales they learned (``prior_scale_``).
 prior_codes = {
     "GaussianVAE": rng.standard_normal(shape),
-    "SparseVAE()": thresholded(rng.laplace(size=shape)),
-    "SparseVAE(prior='cauchy')": thresholded(rng.standard_cauchy(shape)),
+    "SparseVAE()": thresholded(rng.laplace(size=shape) * models["SparseVAE()"].prior_scale_),
+    "SparseVAE(prior='cauchy')": thresholded(
+        rng.standard_cauchy(shape) * models["SparseVAE(prior='cauchy')"].prior_scale_
+    ),
 }
 
 

@@ -142,7 +142,9 @@ rows = {"Test digits": X_test[:n_digits]}
 for name, vae in models.items():
     rows[f"{name}: reconstructions"] = vae.inverse_transform(test_codes[name][:n_digits])
 for name, vae in models.items():
-    prior_codes = prior_samplers[vae.prior](size=(n_digits, vae.n_components))
+    # SparseVAE's prior has the scale it learned for each dimension (``prior_scale_``).
+    scale = getattr(vae, "prior_scale_", 1.0)
+    prior_codes = prior_samplers[vae.prior](size=(n_digits, vae.n_components)) * scale
     rows[f"{name}: decoded random prior codes"] = vae.inverse_transform(prior_codes)
 
 fig = plt.figure(figsize=(10, 11), layout="constrained")
