@@ -204,7 +204,7 @@ def _from_version_2(content):
 
 def _from_version_3(content):
     """A file of format 3 or older in the current layout: its prior had the fixed scale 1,
-    which skvae 0.3 made a parameter (``prior_scale``) and SparseVAE learns by default."""
+    which is now a parameter (``prior_scale``) that SparseVAE learns by default."""
     architecture = json.loads(content["architecture"])
     architecture["prior_scale"] = 1.0
     params = json.loads(content["params"])

@@ -816,8 +816,8 @@ class SparseVAE(_BaseVAE):
         (empirical Bayes; it starts at 1): with thresholded codes it sets, for each
         dimension, how much of its prior mass lies in the dead zone, which the fixed scale
         of 1 can only do for all at once. The ELBO stays a bound of the model fitted, whose
-        prior has the learned scales. A float fixes every scale to it (1 was the default
-        before skvae 0.3).
+        prior has the learned scales. A float fixes every scale to it; models saved before
+        the scale was learned load with 1.
 
     %(shared_parameters)s
 

@@ -691,7 +691,7 @@ def test_gaussian_vae_keeps_the_standard_normal_prior(small_digits):
 
 
 @pytest.mark.parametrize("scale", [0.0, -1.0, "fixed"])
-def test_a_bad_prior_scale_is_refused_by_name(small_digits, fitted, scale):
+def test_a_bad_prior_scale_is_refused_by_name(small_digits, scale):
     X, _ = small_digits
     with pytest.raises(ValueError, match="'prior_scale' parameter of SparseVAE must be"):
         SparseVAE(**FAST, prior_scale=scale).fit(X)
