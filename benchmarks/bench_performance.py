@@ -217,11 +217,16 @@ def bench_fit(X, params, epochs, repeats):
 
 def bench_posteriors(X, params, epochs, repeats):
     """Rows: (name, median seconds per epoch, ratio to GaussianVAE): every posterior family
-    SparseVAE offers, with its default prior, against the Gaussian prior's speed."""
+    SparseVAE offers, with the Cauchy prior, and SparseVAE's defaults with the prior's scale
+    learned (the default) and fixed, against the Gaussian prior's speed."""
     models = {"GaussianVAE": lambda: make_vae("normal", **params, max_iter=epochs)}
     for posterior in POSTERIORS:  # SparseVAE's default activation, tanh, for each
-        models[f"SparseVAE, posterior={posterior}"] = partial(
+        models[f"SparseVAE, cauchy, posterior={posterior}"] = partial(
             make_vae, "cauchy", **params, activation="tanh", posterior=posterior, max_iter=epochs
+        )
+    for scale in ("learned", 1.0):
+        models[f"SparseVAE(), prior_scale={scale!r}"] = partial(
+            make_vae, "laplace", **params, activation="tanh", prior_scale=scale, max_iter=epochs
         )
     times = {name: [] for name in models}
     make_vae("normal", **params, max_iter=1).fit(X[:1000])  # the process's first fit is slow
