@@ -1,10 +1,17 @@
 """The benchmark scripts' model builders: a ``--vae-param`` reaches the VAE, also where the
-script sets that parameter itself (it failed with a duplicate keyword argument before)."""
+script sets that parameter itself (it failed with a duplicate keyword argument before); and
+the aggregate-posterior regulariser that ``bench_sparse_codes.py --aggregate-mmd`` trains
+with."""
 
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from numpy.testing import assert_allclose
+
+from skvae._families import PRIORS
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -41,6 +48,7 @@ def test_vae_param_overrides_the_sparse_code_settings(benchmarks):
         epochs=30,
         seed=0,
         vae_param=[("activation", "relu"), ("n_importance_samples", 5)],
+        aggregate_mmd=0.0,
     )
     vae = make_model("laplace/thresholded:0.5", args)
     assert (vae.activation, vae.n_importance_samples) == ("relu", 5)
@@ -48,3 +56,55 @@ def test_vae_param_overrides_the_sparse_code_settings(benchmarks):
     assert make_model("normal/normal", args).activation == "relu"
     args.vae_param = []
     assert make_model("laplace/thresholded:0.5", args).activation == "tanh"
+
+
+def test_dimensionwise_mmd_is_the_mmd_of_each_column(benchmarks):
+    from bench_sparse_codes import dimensionwise_mmd
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.laplace(size=(7, 3)), rng.normal(size=(7, 3))
+
+    def kernel(a, b, c):
+        return c / (c + (a - b) ** 2)
+
+    expected, n = 0.0, len(X)
+    for column in range(3):
+        x, y = X[:, column], Y[:, column]
+        for c in (0.2, 0.4, 1.0, 2.0, 4.0, 10.0):
+            within = sum(
+                kernel(x[i], x[j], c) + kernel(y[i], y[j], c)
+                for i in range(n)
+                for j in range(n)
+                if i != j
+            )
+            between = sum(kernel(x[i], y[j], c) for i in range(n) for j in range(n))
+            expected += within / (n * (n - 1)) - 2 * between / n**2
+    got = dimensionwise_mmd(torch.tensor(X), torch.tensor(Y))
+    assert_allclose(got.item(), expected)
+    same = torch.tensor(rng.laplace(size=(400, 2)))
+    other = torch.tensor(rng.laplace(size=(400, 2)))
+    assert abs(dimensionwise_mmd(same, other).item()) < dimensionwise_mmd(same, 3 * other).item()
+
+
+def test_aggregate_mmd_trains_with_the_regularised_loss(benchmarks, small_digits, monkeypatch):
+    from bench_sparse_codes import MixturePrior, make_model, sparse_mixture
+
+    monkeypatch.setitem(PRIORS, "sparse-mixture", MixturePrior("sparse-mixture", sparse_mixture))
+    X, _ = small_digits
+    args = argparse.Namespace(
+        n_components=4,
+        hidden="16",
+        epochs=2,
+        seed=0,
+        vae_param=[("prior_scale", 1.0)],
+        aggregate_mmd=0.0,
+    )
+    plain = make_model("laplace/thresholded:0.5", args).fit(X)
+    args.aggregate_mmd = 10.0
+    regularised = make_model("laplace/thresholded:0.5", args).fit(X)
+    assert type(regularised).__name__ == "AggregateMMDSparseVAE"
+    # The same start and data: the loss is the negative ELBO plus a positive penalty.
+    assert regularised.loss_curve_[0] > plain.loss_curve_[0]
+    assert np.isfinite(regularised.score(X))
+    mixture = make_model("sparse-mixture/normal", args).fit(X)
+    assert np.isfinite(mixture.score(X)) and np.isfinite(mixture.sample(5, random_state=0)).all()
