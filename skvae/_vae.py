@@ -70,7 +70,8 @@ FITTED_STATE = (
         "torch",
         "torch.nn.Module",
         "The fitted torch module: ``encoder`` and ``decoder`` MLPs, ``likelihood`` head, and "
-        "the prior's parameters as buffers.",
+        "the prior's parameters (buffers, and the parameter ``prior_log_scale`` where the "
+        "prior's scale is learned).",
     ),
     _Fitted("n_features_in_", "json", "int", "Number of features seen during :term:`fit`."),
     _Fitted(
@@ -665,7 +666,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             loaded = torch.load(io.BytesIO(torch_state), map_location=location, weights_only=False)
         except (ModuleNotFoundError, AttributeError) as error:
             loaded = {"error": error}
-        if set(loaded) != {f.name for f in FITTED_STATE if f.store == "torch"}:
+        module = loaded.get("module_")
+        if set(loaded) != {f.name for f in FITTED_STATE if f.store == "torch"} or set(
+            getattr(module, "architecture", ())
+        ) != set(_MODULE_ARCHITECTURE):
+            # A module of another version unpickles into this version's class with its own
+            # attributes; one built with other constructor arguments (before the prior scale,
+            # say) would fail later, in score or sample.
             raise ValueError(
                 f"This {type(self).__name__} was pickled by another version of skvae, whose "
                 "torch module this version cannot rebuild. Pickles are for the version that "
@@ -680,6 +687,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         tags.input_tags.allow_nan = True
         return tags
 
+
+# The keys of VAEModule.architecture: its constructor's arguments but the data-dependent two.
+_MODULE_ARCHITECTURE = tuple(
+    name
+    for name in inspect.signature(VAEModule).parameters
+    if name not in ("n_features", "generator")
+)
 
 _SHARED_PARAMETERS = """
 hidden_layer_sizes : array-like of int, default=(256, 128)
@@ -805,7 +819,8 @@ class SparseVAE(_BaseVAE):
         Dimension of the latent code: the number of columns :meth:`transform` returns.
 
     prior : %(priors)s, default='laplace'
-        Family of the prior on each latent coordinate, with location 0 and scale 1.
+        Family of the prior on each latent coordinate, with location 0 and the scale that
+        ``prior_scale`` sets.
 
     df : float, default=3.0
         Degrees of freedom of the Student-t prior; ignored by the other priors.

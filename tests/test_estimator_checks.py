@@ -17,6 +17,7 @@ ESTIMATORS = [
     SparseVAE(prior="cauchy", posterior="thresholded", **CHEAP),
     GaussianVAE(posterior="thresholded", posterior_params={"threshold": 1.0}, **CHEAP),
     SparseVAE(prior="cauchy", posterior="spike-and-slab", **CHEAP),
+    SparseVAE(prior_scale=2.0, **CHEAP),  # a fixed prior scale (a buffer, not a parameter)
     # posterior='cauchy' with a normal or Laplace prior has an infinite KL, and with a ReLU
     # or linear decoder an infinite expected log-likelihood: both are refused at fit
     # (tests/test_families.py::test_infinite_kl_pairs_are_refused and

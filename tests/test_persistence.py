@@ -278,6 +278,15 @@ def test_a_pickle_of_another_version_is_refused_with_the_way_out():
             pickle.load(file)
 
 
+def test_a_pickle_of_a_module_built_with_other_arguments_is_refused(fitted):
+    # As pickled before the prior's scale existed: the module has no prior_scale in its
+    # architecture. Unpickled, it would transform but fail in score, sample and partial_fit.
+    old = pickle.loads(pickle.dumps(fitted))
+    del old.module_.architecture["prior_scale"]
+    with pytest.raises(ValueError, match="pickled by another version.*skvae.save and skvae.load"):
+        pickle.loads(pickle.dumps(old))
+
+
 def test_load_rebuilds_the_fitted_architecture_not_later_parameters(
     fitted, small_digits, tmp_path
 ):
