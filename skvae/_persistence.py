@@ -9,6 +9,7 @@ plain containers and nothing callable.
 import hashlib
 import io
 import json
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -16,6 +17,19 @@ import torch
 from . import __version__
 from ._vae import FITTED_STATE, GaussianVAE, SparseVAE
 from ._validation import available_device, resolve_device
+
+
+def _plain(value):
+    """A NumPy scalar or array as the Python number or list JSON stores (a parameter grid
+    built with ``np.arange`` gives ``np.int64`` values, say)."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _dumps(value):
+    return json.dumps(value, default=_plain)
+
 
 MAGIC = b"skvae-model\n"
 # 4: the architecture's prior_scale, which may be learned (parameter prior_log_scale).
@@ -48,15 +62,15 @@ def save(estimator, path):
     if not hasattr(estimator, "module_"):
         raise ValueError(f"This {name} is not fitted yet; fit it before saving.")
     params = estimator.get_params()
-    if not isinstance(params["random_state"], (int, type(None))):
+    if not isinstance(params["random_state"], (Integral, type(None))):
         params["random_state"] = None
     content = {
         "format_version": FORMAT_VERSION,
         "skvae_version": __version__,
         "torch_version": str(torch.__version__),
         "estimator": name,
-        "params": json.dumps(params),
-        "architecture": json.dumps(estimator.module_.architecture),
+        "params": _dumps(params),
+        "architecture": _dumps(estimator.module_.architecture),
         "json": {},
     }
     for fitted in FITTED_STATE:
@@ -73,7 +87,7 @@ def save(estimator, path):
                 "keys": torch.from_numpy(keys.astype(np.int64)),
                 "state": [int(position), int(has_gauss), float(cached_gaussian)],
             }
-    content["json"] = json.dumps(content["json"])
+    content["json"] = _dumps(content["json"])
     buffer = io.BytesIO()
     torch.save(content, buffer)
     payload = buffer.getvalue()
@@ -136,7 +150,8 @@ def _restore(content, target):
         content = _from_version_3(content)
     estimator = ESTIMATORS[content["estimator"]]()
     params = json.loads(content["params"])
-    params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    if not isinstance(params["hidden_layer_sizes"], int):  # a list in JSON; an int stays one
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     estimator.set_params(**params)
     estimator._validate_params()
     architecture = json.loads(content["architecture"])

@@ -299,7 +299,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 self._initialize(X.shape[1], device, architecture)
                 self._start_output(X_all)
             for group in self._optimizer.param_groups:
-                group["lr"] = self.learning_rate
+                group["lr"] = float(self.learning_rate)  # not a NumPy scalar from a grid
             validation = self.early_stopping and not incremental
             X_train, X_val = self._validation_split(X, device) if validation else (X_all, None)
             self._train(X_train, X_val, device, incremental=incremental)

@@ -255,6 +255,34 @@ def test_save_refuses_what_it_cannot_store(tmp_path):
 DATA = Path(__file__).with_name("data")
 
 
+def test_save_takes_numpy_typed_parameters_as_a_grid_search_sets_them(small_digits, tmp_path):
+    # GridSearchCV over np.arange or np.linspace sets NumPy scalars; a random_state of
+    # np.int64 is a seed, not a RandomState, and is kept.
+    X, _ = small_digits
+    numpy_typed = dict(
+        n_components=np.int64(3),
+        hidden_layer_sizes=np.array([16]),
+        learning_rate=np.float32(2e-3),
+        random_state=np.int64(3),
+    )
+    vae = SparseVAE(**{**FAST, "max_iter": 2, **numpy_typed}).fit(X)
+    skvae.save(vae, tmp_path / "model.skvae")
+    loaded = skvae.load(tmp_path / "model.skvae")
+    params = loaded.get_params()
+    assert (params["n_components"], params["hidden_layer_sizes"]) == (3, (16,))
+    assert (params["learning_rate"], params["random_state"]) == (np.float32(2e-3), 3)
+    np.testing.assert_array_equal(loaded.transform(X), vae.transform(X))
+
+
+def test_an_int_hidden_layer_size_round_trips(small_digits, tmp_path):
+    X, _ = small_digits
+    vae = GaussianVAE(**{**FAST, "max_iter": 2, "hidden_layer_sizes": 16}).fit(X)
+    skvae.save(vae, tmp_path / "model.skvae")
+    loaded = skvae.load(tmp_path / "model.skvae")
+    assert loaded.hidden_layer_sizes == 16
+    np.testing.assert_array_equal(loaded.transform(X), vae.transform(X))
+
+
 def test_load_reads_the_files_of_skvae_0_1_0(digits):
     # Written by skvae 0.1.0 (format 1): a Student-t SparseVAE, df=4, and its outputs.
     X = digits[0][:10]
