@@ -395,3 +395,15 @@ def test_training_flushes_subnormal_moments_across_partial_fit_calls(small_digit
     vae.partial_fit(X[:150])
     for name in ("exp_avg", "exp_avg_sq"):
         assert not state[name][:, 0].any()
+
+
+def test_a_column_of_large_mean_and_small_spread_keeps_its_statistics():
+    # Coordinates, timestamps, incomes: sums of squares of the values themselves cancel
+    # their variance in float32 (this column's scale came out as 233 instead of 1.006).
+    rng = np.random.RandomState(1)
+    X = np.c_[1e6 + rng.randn(2000), rng.randn(2000)]
+    params = {**FAST, "max_iter": 2, "tol": None}
+    dense, sparse = GaussianVAE(**params).fit(X), GaussianVAE(**params).fit(sp.csr_matrix(X))
+    for vae in (dense, sparse):  # dense X is read in float32, which rounds 1e6 + x to 1/16
+        np.testing.assert_allclose(vae.module_.likelihood.loc_scale.numpy(), X.std(0), rtol=1e-3)
+    assert dense.score(X) == pytest.approx(sparse.score(X), abs=1e-3)
