@@ -62,22 +62,23 @@ def column_mean_std(X, device, *, log1p=False):
     if torch.is_tensor(X):
         # Sums of values and squares over chunks of rows, about a shift (the first chunk's
         # mean) so that a column of large mean and small spread keeps its variance (1e6 +
-        # N(0, 1): std 1.006, where sums of squares of the values themselves gave 233), and
-        # accumulated in float64. No full-size temporary, as NumPy's var would make.
+        # N(0, 1): std 1.006, where float32 sums of squares of the values themselves gave
+        # 233), in float64 as for sparse X. No full-size temporary, as NumPy's var makes.
         total = torch.zeros(X.shape[1], dtype=torch.float64, device=device)
         total_of_squares, count = torch.zeros_like(total), torch.zeros_like(total)
         for i, chunk in enumerate(X.split(8192)):
-            chunk = torch.log1p(chunk.double()) if log1p else chunk  # as a sparse X's is
+            chunk = chunk.double()  # as a sparse X's statistics are computed
+            chunk = torch.log1p(chunk) if log1p else chunk
             observed = ~torch.isnan(chunk)
             if i == 0:
                 shift = torch.nanmean(chunk, 0).nan_to_num()
             chunk = torch.where(observed, chunk - shift, 0.0)
-            total += chunk.sum(0).double()
-            total_of_squares += chunk.square().sum(0).double()
-            count += observed.sum(0).double()
+            total += chunk.sum(0)
+            total_of_squares += chunk.square().sum(0)
+            count += observed.sum(0)
         mean = total / count
         variance = (total_of_squares / count - mean.square()).clamp_min(0)
-        return (mean + shift.double()).float(), variance.sqrt().float()
+        return (mean + shift).float(), variance.sqrt().float()
     mean, variance = mean_variance_axis(X.log1p() if log1p else X, axis=0)  # NaN ignored
     as_float32 = partial(torch.as_tensor, dtype=torch.float32, device=device)
     return as_float32(mean), as_float32(np.sqrt(variance))
