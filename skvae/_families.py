@@ -520,6 +520,12 @@ class Likelihood(nn.Module):
         holes) are not data of this family."""
 
 
+def shown(value):
+    """A float as the shortest text that reads back as it: ``1.0000001`` stays itself where
+    ``.4g`` would show 1, and 0 shows as 0."""
+    return np.format_float_positional(float(value), trim="-")
+
+
 def _inverse_softplus(x):
     return x + torch.log(-torch.expm1(-x))
 
@@ -581,11 +587,12 @@ class BernoulliLikelihood(Likelihood):
 
     @staticmethod
     def check_data(values):
-        low, high = np.nanmin(values, initial=0), np.nanmax(values, initial=0)
-        if low < 0 or high > 1:
+        low, high = np.nanmin(values, initial=np.inf), np.nanmax(values, initial=-np.inf)
+        # As skvae computes, in float32: MinMaxScaler's 1 + 2.2e-16 is 1 there.
+        if np.float32(low) < 0 or np.float32(high) > 1:
             raise ValueError(
                 "likelihood='bernoulli' needs data in [0, 1], got values in "
-                f"[{low:.4g}, {high:.4g}]; rescale it first, e.g. with "
+                f"[{shown(low)}, {shown(high)}]; rescale it first, e.g. with "
                 "MinMaxScaler(clip=True), which also keeps new data in range."
             )
 
@@ -618,10 +625,15 @@ class _CountLikelihood(Likelihood):
     def check_data(cls, values):
         bad = (values < 0) | (values != np.round(values))
         bad &= ~np.isnan(values)
-        if bad.any():
+        if not bad.any():
+            return
+        # As skvae computes, in float32: expm1(log1p(3)) = 2.9999999999999996 is 3 there.
+        suspects = values[bad].astype(np.float32)
+        suspects = values[bad][(suspects < 0) | (suspects != np.round(suspects))]
+        if suspects.size:
             raise ValueError(
                 f"likelihood={cls.name!r} needs counts (non-negative integers), got values "
-                f"such as {values[bad][0]:.4g}."
+                f"such as {shown(suspects[0])}."
             )
 
     @torch.no_grad()

@@ -6,18 +6,21 @@ their boundary, once per call; nothing past it validates again (distributions ar
 """
 
 import copy
+import os
+import sys
 import warnings
 from contextlib import contextmanager
 from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
+import sklearn
 import torch
 from sklearn import get_config
 from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils.validation import check_array, validate_data
 
-from ._families import LIKELIHOODS, POSTERIORS, check_kl_finite
+from ._families import LIKELIHOODS, POSTERIORS, check_kl_finite, shown
 from ._module import UNBOUNDED_ACTIVATIONS
 
 
@@ -163,13 +166,32 @@ def _value_range(values):
     return values.min(), values.max()  # torch cannot wrap read-only memory
 
 
-def check_values(values, likelihood, estimator_name, *, support="refuse"):
+# Frames a warning about the user's data skips: skvae's own and scikit-learn's.
+_LIBRARIES = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.dirname(os.path.abspath(sklearn.__file__)) + os.sep,
+)
+
+
+def outside_stacklevel():
+    """The ``stacklevel`` at which ``warnings.warn``, called by the caller of this function,
+    names the first frame outside skvae and scikit-learn: the user's line, however the call
+    came in (``score`` through ``score_samples``, a ``set_output`` wrapper, a Pipeline)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARIES):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def check_values(values, likelihood, estimator_name, *, support="refuse", implicit_zeros=False):
     """Refuse infinite values and values beyond float32's range (NaN marks a missing value),
     and handle those outside the likelihood's support as ``support`` says: ``'refuse'`` (in
     fit: a model cannot learn data it cannot model), ``'clip'`` (in scoring: clip them to
     the support with an :class:`OutOfSupportWarning`), ``'ignore'`` (the encoder reads any
-    value). Returns the values (clipped in a copy where that was needed) and whether they
-    may hold NaN (False when the first pass found none).
+    value); ``implicit_zeros`` says that ``values`` are a sparse matrix's stored ones, beside
+    zeros, which the warning's range then includes. Returns the values (clipped in a copy
+    where that was needed) and whether they may hold NaN (False when the first pass found
+    none).
 
     Valid data without NaN cost one min/max pass, a third of the passes the separate checks
     make; they run, to name the problem, only when that pass finds one (or when counts must
@@ -179,7 +201,11 @@ def check_values(values, likelihood, estimator_name, *, support="refuse"):
     largest = float(np.finfo(np.float32).max)
     low, high = likelihood.support
     found_low, found_high = _value_range(values)
-    in_range = max(low, -largest) <= found_low and found_high <= min(high, largest)  # NaN: False
+    # As skvae computes, in float32: a value that rounds into the support there is in it
+    # (MinMaxScaler's 1 + 2.2e-16 is 1). NaN compares False.
+    with np.errstate(over="ignore"):
+        found_low, found_high = np.float32(found_low), np.float32(found_high)
+    in_range = max(low, -largest) <= found_low and found_high <= min(high, largest)
     if in_range and (not likelihood.integer_valued or support == "ignore"):
         return values, False
     if not get_config()["assume_finite"]:
@@ -187,15 +213,22 @@ def check_values(values, likelihood, estimator_name, *, support="refuse"):
     check_float32_range(values)
     if support == "ignore":
         return values, True
-    found_low, found_high = np.nanmin(values, initial=low), np.nanmax(values, initial=high)
-    if support == "clip" and (found_low < low or found_high > high):
+    found_low, found_high = np.nanmin(values, initial=np.inf), np.nanmax(values, initial=-np.inf)
+    if implicit_zeros:  # the values stored by a sparse matrix that also holds zeros
+        found_low, found_high = min(found_low, 0.0), max(found_high, 0.0)
+    if support == "clip" and (np.float32(found_low) < low or np.float32(found_high) > high):
+        fix = (
+            "Counts cannot be negative: check how these values were made."
+            if likelihood.integer_valued
+            else "Put MinMaxScaler(clip=True) (or another scaler that clips) before the model "
+            "to keep new data in range."
+        )
         warnings.warn(
-            f"X has values in [{found_low:.4g}, {found_high:.4g}], outside the support "
+            f"X has values in [{shown(found_low)}, {shown(found_high)}], outside the support "
             f"[{low:g}, {high:g}] of likelihood={likelihood.name!r}; {estimator_name} scores "
-            "them clipped to it. Put MinMaxScaler(clip=True) (or another scaler that clips) "
-            "before the model to keep new data in range.",
+            f"them clipped to it. {fix}",
             OutOfSupportWarning,
-            stacklevel=5,  # check_values, check_data, _check_fitted_data, score_samples
+            stacklevel=outside_stacklevel(),
         )
         values = np.clip(values, low, high)
     likelihood.check_data(values)
@@ -220,7 +253,11 @@ def check_data(estimator, X, *, reset, support="refuse"):
         X = X.tocsr()
     values = X.data if sp.issparse(X) else X  # implicit zeros suit every likelihood
     checked, maybe_missing = check_values(
-        values, LIKELIHOODS[estimator.likelihood], type(estimator).__name__, support=support
+        values,
+        LIKELIHOODS[estimator.likelihood],
+        type(estimator).__name__,
+        support=support,
+        implicit_zeros=sp.issparse(X) and X.nnz < np.prod(X.shape),
     )
     if checked is not values:  # clipped: a copy, never the caller's data
         if sp.issparse(X):

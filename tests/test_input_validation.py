@@ -103,6 +103,54 @@ def test_new_data_outside_the_support_is_encoded_and_scored_clipped(small_digits
     assert strays.max() == pytest.approx(1.1)  # the caller's data is not clipped in place
 
 
+def test_values_that_round_into_the_support_in_float32_are_in_it(small_digits, counts):
+    # MinMaxScaler's maximum is often 1 + 2.2e-16, and expm1(log1p(3)) is
+    # 2.9999999999999996: both are exact in float32, which skvae computes in.
+    X, _ = small_digits
+    X = X.copy()
+    X[0, 0] = np.nextafter(1.0, 2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfSupportWarning)
+        vae = GaussianVAE(**{**FAST, "likelihood": "bernoulli"}).fit(X)
+        vae.score(X)
+    C = np.expm1(np.log1p(counts.toarray()))
+    assert (C != np.round(C)).any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfSupportWarning)
+        SparseVAE(**FAST, likelihood="poisson").fit(C).score(C)
+
+
+def test_support_messages_show_the_values_themselves(small_digits, counts):
+    X, _ = small_digits
+    vae = GaussianVAE(**{**FAST, "likelihood": "bernoulli"}).fit(X)
+    with pytest.raises(ValueError, match=r"got values in \[0.25, 1.00001\]"):
+        vae.partial_fit(np.where(X == X.max(), 1.00001, np.clip(X, 0.25, 1)))  # .4g: [0, 1]
+    C = counts.toarray()
+    with pytest.raises(ValueError, match=r"such as 2.5\."):
+        SparseVAE(**FAST, likelihood="poisson").fit(np.where(C == C.max(), 2.5, C))
+    poisson = SparseVAE(**FAST, likelihood="poisson").fit(C)
+    stray = C.copy()
+    stray[0, 0] = -1
+    with pytest.warns(OutOfSupportWarning, match=r"values in \[-1, \d+\].*cannot be negative"):
+        poisson.score_samples(stray)  # it showed [-1, inf] and suggested a MinMaxScaler
+
+
+def test_out_of_support_warnings_point_at_the_users_line(small_digits):
+    from skvae import VAEImputer
+
+    X, _ = small_digits
+    vae = GaussianVAE(**{**FAST, "likelihood": "bernoulli"}).fit(X)
+    imputer = VAEImputer(vae, n_importance_samples=4).fit(X)
+    holes = X * 1.1
+    holes[0, 0] = np.nan
+    for call in (vae.score, vae.score_samples, imputer.transform):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call(holes)
+        caught = [w for w in caught if issubclass(w.category, OutOfSupportWarning)]
+        assert caught and caught[0].filename == __file__, call.__name__
+
+
 def test_negative_counts_are_scored_clipped_and_non_counts_refused(counts):
     X = counts.toarray()
     vae = SparseVAE(**FAST, likelihood="poisson").fit(X)
