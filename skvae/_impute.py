@@ -80,7 +80,10 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     Notes
     -----
     Rows with no observed value are left out of the fit and imputed with the model's mean,
-    the importance weights then being those of the prior.
+    the importance weights then being those of the prior. A feature with no observed value
+    in the training data raises an error at :meth:`fit`, which names it: the model has
+    nothing to learn its values from. (:class:`~sklearn.impute.SimpleImputer` drops such a
+    feature with a warning instead; drop it before the imputer to do the same.)
 
     For imputation, give the model a fixed budget of epochs: on scikit-learn's tables with
     values hidden at random, ``GaussianVAE(10, hidden_layer_sizes=(128, 128),
