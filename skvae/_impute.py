@@ -5,13 +5,19 @@ from numbers import Integral
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context, clone
+from sklearn.utils._missing import is_pandas_na, is_scalar_nan
 from sklearn.utils._param_validation import HasMethods, Interval, MissingValues
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._families import LIKELIHOODS
 from ._training import fixed_noise, inference_batch_size, map_batches
 from ._vae import GaussianVAE, _BaseVAE
-from ._validation import check_values, random_state_or_entropy, unchanged_on_error
+from ._validation import (
+    check_params_in_use,
+    check_values,
+    fitted_likelihood,
+    random_state_or_entropy,
+    unchanged_on_error,
+)
 
 
 class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -39,7 +45,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         The model to fit; it is cloned. None means ``GaussianVAE()`` with its defaults. A
         ``random_state`` of None in it is replaced by one drawn from this imputer's.
 
-    missing_values : int, float or np.nan, default=np.nan
+    missing_values : int, float, np.nan or pd.NA, default=np.nan
         The placeholder of the missing values; every occurrence of it is imputed.
 
     n_importance_samples : int, default=100
@@ -195,12 +201,13 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             dtypes).
         """
         check_is_fitted(self)
+        check_params_in_use(self, "n_importance_samples", "sample_posterior", "random_state")
         X = self._validate(X, reset=False)
         rows = np.flatnonzero(np.isnan(X).any(axis=1))
         if rows.size == 0:
             return X
         estimator = self.estimator_
-        likelihood = LIKELIHOODS[estimator.likelihood]
+        likelihood = fitted_likelihood(estimator)
         # The likelihood weighs the observed values as the estimator's score does: clipped to
         # its support, with a warning. They are returned as given.
         incomplete, _ = check_values(X[rows], likelihood, type(estimator).__name__, support="clip")
@@ -242,4 +249,6 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
 
 def _is_nan(value):
-    return isinstance(value, float) and np.isnan(value)
+    """Whether the placeholder ``value`` means NaN: a NaN of any float type, or ``pandas.NA``
+    (read as NaN in a float array), as for scikit-learn's imputers."""
+    return is_scalar_nan(value) or is_pandas_na(value)

@@ -44,10 +44,11 @@ ESTIMATORS = {"SparseVAE": SparseVAE, "GaussianVAE": GaussianVAE}
 def save(estimator, path):
     """Save a fitted SparseVAE or GaussianVAE to ``path`` in skvae's safe format.
 
-    The file stores the parameters, the fitted state (``FITTED_STATE``: the attributes, the
-    weights, the optimizer's state, so that ``partial_fit`` and ``warm_start`` continue, and
-    the random state), the architecture the weights belong to, and the skvae and torch
-    versions. Loading it with :func:`load` executes no code from the file, unlike pickle.
+    The file stores the parameters, the container ``set_output`` chose, the fitted state
+    (``FITTED_STATE``: the attributes, the weights, the optimizer's state, so that
+    ``partial_fit`` and ``warm_start`` continue, and the random state), the architecture the
+    weights belong to, and the skvae and torch versions. Loading it with :func:`load`
+    executes no code from the file, unlike pickle.
 
     Parameters
     ----------
@@ -61,6 +62,7 @@ def save(estimator, path):
         raise TypeError(f"save takes a SparseVAE or GaussianVAE, got {name}.")
     if not hasattr(estimator, "module_"):
         raise ValueError(f"This {name} is not fitted yet; fit it before saving.")
+    estimator._validate_params()  # a file that load would refuse is never written
     params = estimator.get_params()
     if not isinstance(params["random_state"], (Integral, type(None))):
         params["random_state"] = None
@@ -71,6 +73,8 @@ def save(estimator, path):
         "estimator": name,
         "params": _dumps(params),
         "architecture": _dumps(estimator.module_.architecture),
+        # set_output's container (files without it load with sklearn's default, as before)
+        "output_config": _dumps(getattr(estimator, "_sklearn_output_config", {})),
         "json": {},
     }
     for fitted in FITTED_STATE:
@@ -154,6 +158,9 @@ def _restore(content, target):
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     estimator.set_params(**params)
     estimator._validate_params()
+    output_config = json.loads(content.get("output_config", "{}"))
+    if "transform" in output_config:
+        estimator.set_output(transform=output_config["transform"])
     architecture = json.loads(content["architecture"])
     architecture["hidden_layer_sizes"] = tuple(architecture["hidden_layer_sizes"])
     stored = json.loads(content["json"])

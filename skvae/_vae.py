@@ -44,6 +44,7 @@ from ._validation import (
     check_architecture,
     check_codes,
     check_data,
+    check_params_in_use,
     family_params,
     has_missing,
     random_state_or_entropy,
@@ -523,6 +524,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         not depend on which other rows are scored with it, and the same call gives the same
         numbers every time.
         """
+        check_params_in_use(self, "n_mc_samples")
         noise = self._fixed_noise(self.n_mc_samples)
         elbo = lambda x: self.module_.elbo(x, noise).mean(0)  # noqa: E731
         return self._map_batches(elbo, X, self.n_mc_samples)

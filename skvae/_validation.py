@@ -18,6 +18,7 @@ import sklearn
 import torch
 from sklearn import get_config
 from sklearn.utils import assert_all_finite, check_random_state
+from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_array, validate_data
 
 from ._families import LIKELIHOODS, POSTERIORS, check_kl_finite, shown
@@ -33,6 +34,16 @@ def random_state_or_entropy(random_state):
     if random_state is None:
         return np.random.RandomState(np.random.SeedSequence().generate_state(4))
     return check_random_state(random_state)
+
+
+def check_params_in_use(estimator, *names):
+    """Validate parameters that a fitted model reads after fit (``set_params`` changes them
+    without a refit, as ``n_mc_samples`` for scoring), with the error that fit gives."""
+    validate_parameter_constraints(
+        {name: estimator._parameter_constraints[name] for name in names},
+        {name: getattr(estimator, name) for name in names},
+        caller_name=type(estimator).__name__,
+    )
 
 
 def torch_generator(random_state, device):
@@ -54,6 +65,18 @@ def resolve_device(device):
             f"device={device!r} was requested but CUDA is not available; "
             "use device='cpu' or device='auto'."
         )
+    if resolved.type != "cpu":
+        # Whether torch can hold and read back a tensor there: this build may lack the
+        # backend (mps, xpu, hpu), the index may not exist (cuda:3), or the device may hold
+        # no data (meta). torch raises a different exception for each.
+        try:
+            torch.zeros(1, device=resolved).cpu()
+        except Exception as exc:  # noqa: BLE001
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(
+                f"device={device!r} is not usable here ({reason}); use device='cpu' or "
+                "device='auto'."
+            ) from None
     return resolved
 
 
@@ -124,8 +147,8 @@ def check_architecture(architecture, fitted=None):
         if name not in DERIVED and _flat(architecture)[name] != value:
             raise ValueError(
                 f"Cannot continue training a model fitted with {name}={value!r} "
-                f"using {name}={_flat(architecture)[name]!r}; set warm_start=False, or "
-                "fit again, to train a new model."
+                f"using {name}={_flat(architecture)[name]!r}; fit with warm_start=False "
+                "to train a new model."
             )
 
 
@@ -235,12 +258,19 @@ def check_values(values, likelihood, estimator_name, *, support="refuse", implic
     return values, True
 
 
+def fitted_likelihood(estimator):
+    """The likelihood family a fitted estimator was trained with: its module's, which
+    ``set_params(likelihood=...)`` after fitting does not change."""
+    return LIKELIHOODS[estimator.module_.architecture["likelihood"]]
+
+
 def check_data(estimator, X, *, reset, support="refuse"):
     """Validated float data for ``estimator``: a dense array, or a CSR matrix (batches are
     densified as they are drawn). NaN marks missing values; a row with no observed value,
     or (``reset``: in fit) a feature never observed, raises. ``support`` is as in
-    :func:`check_values`. Sets ``n_features_in_`` and ``feature_names_in_`` when ``reset``,
-    and checks them otherwise."""
+    :func:`check_values`, against the ``likelihood`` parameter in fit (``reset``) and the
+    fitted model's likelihood otherwise. Sets ``n_features_in_`` and ``feature_names_in_``
+    when ``reset``, and checks them otherwise."""
     X = validate_data(
         estimator,
         X,
@@ -254,7 +284,7 @@ def check_data(estimator, X, *, reset, support="refuse"):
     values = X.data if sp.issparse(X) else X  # implicit zeros suit every likelihood
     checked, maybe_missing = check_values(
         values,
-        LIKELIHOODS[estimator.likelihood],
+        LIKELIHOODS[estimator.likelihood] if reset else fitted_likelihood(estimator),
         type(estimator).__name__,
         support=support,
         implicit_zeros=sp.issparse(X) and X.nnz < np.prod(X.shape),

@@ -6,16 +6,18 @@ codes as returned by ``transform``, or filters as rows of an array, and return N
 """
 
 import math
+from numbers import Integral
 
 import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 from scipy.optimize import least_squares, linear_sum_assignment
-from scipy.stats import spearmanr
+from scipy.stats import rankdata
 from sklearn.utils import Bunch, check_scalar
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._training import inference_batch_size
+from ._validation import check_params_in_use, random_state_or_entropy
 
 __all__ = [
     "hoyer_sparsity",
@@ -138,6 +140,7 @@ def kl_per_dimension(estimator, X):
     """
     X = estimator._check_fitted_data(X)
     module = estimator.module_
+    check_params_in_use(estimator, "n_mc_samples")
     noise = estimator._fixed_noise(estimator.n_mc_samples)
 
     def kl(x):
@@ -162,18 +165,24 @@ def log_likelihood(estimator, X, *, n_samples=1000, random_state=0):
     X : array-like of shape (n_samples_X, n_features)
     n_samples : int, default=1000
         Importance samples K per row.
-    random_state : int, default=0
-        Seed of the draws, shared by all rows: the same call gives the same numbers.
+    random_state : int, RandomState instance or None, default=0
+        Seed of the draws, shared by all rows: with an int the same call gives the same
+        numbers; None draws fresh ones.
 
     Returns
     -------
     log_likelihood : ndarray of shape (n_samples_X,)
     """
     check_is_fitted(estimator)
-    check_scalar(n_samples, "n_samples", int, min_val=1)
+    check_scalar(n_samples, "n_samples", Integral, min_val=1)
+    n_samples = int(n_samples)
+    if isinstance(random_state, Integral):
+        seed = int(random_state)
+    else:
+        seed = int(random_state_or_entropy(random_state).randint(np.iinfo(np.int32).max))
     X = estimator._check_fitted_data(X)
     module = estimator.module_
-    noise = estimator._fixed_noise(n_samples, seed=int(random_state))
+    noise = estimator._fixed_noise(n_samples, seed=seed)
     draws_per_pass = min(n_samples, inference_batch_size(estimator._device(), X.shape[1]))
 
     def importance_weighted(x):
@@ -223,13 +232,12 @@ def mean_correlation_coefficient(sources, codes, *, method="pearson"):
     n_sources = sources.shape[1]
     if codes.shape[1] < n_sources:
         raise ValueError(f"codes have {codes.shape[1]} dimensions for {n_sources} sources.")
-    if method == "spearman":
-        correlation = spearmanr(sources, codes).statistic
-        correlation = np.atleast_2d(correlation)[:n_sources, n_sources:]
-    elif method == "pearson":
-        correlation = np.corrcoef(sources, codes, rowvar=False)[:n_sources, n_sources:]
-    else:
+    if method not in ("pearson", "spearman"):
         raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}.")
+    if method == "spearman":  # Pearson's coefficient of the ranks (ties share their mean rank)
+        sources, codes = rankdata(sources, axis=0), rankdata(codes, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a constant column: NaN, then 0
+        correlation = np.corrcoef(sources, codes, rowvar=False)[:n_sources, n_sources:]
     correlation = np.nan_to_num(np.abs(correlation))  # a constant column correlates with nothing
     rows, cols = linear_sum_assignment(-correlation)
     return float(correlation[rows, cols].mean())

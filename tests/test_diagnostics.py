@@ -102,6 +102,28 @@ def test_mean_correlation_coefficient():
         dg.mean_correlation_coefficient(sources, codes[:, :2])
     with pytest.raises(ValueError, match="method must be"):
         dg.mean_correlation_coefficient(sources, codes, method="kendall")
+    # One source and one code: scipy's spearmanr returns a scalar there, not a matrix.
+    one = sources[:, :1]
+    for method in ("pearson", "spearman"):
+        assert dg.mean_correlation_coefficient(one, -2 * one, method=method) == pytest.approx(1)
+    # A constant code correlates with nothing (0, not NaN), and the ranks tie in it.
+    constant = np.column_stack([sources, np.ones(1000)])
+    assert dg.mean_correlation_coefficient(sources, constant, method="spearman") == 1.0
+
+
+def test_log_likelihood_takes_numpy_integers_and_random_states(small_digits):
+    X, _ = small_digits
+    vae = GaussianVAE(**FAST).fit(X)
+    rows = X[:20]
+    seeded = dg.log_likelihood(vae, rows, n_samples=8)
+    np.testing.assert_array_equal(dg.log_likelihood(vae, rows, n_samples=np.int64(8)), seeded)
+    np.testing.assert_array_equal(
+        dg.log_likelihood(vae, rows, n_samples=8, random_state=np.random.RandomState(1)),
+        dg.log_likelihood(vae, rows, n_samples=8, random_state=np.random.RandomState(1)),
+    )
+    assert np.isfinite(dg.log_likelihood(vae, rows, n_samples=8, random_state=None)).all()
+    with pytest.raises(ValueError, match="cannot be used to seed"):
+        dg.log_likelihood(vae, rows, n_samples=8, random_state="zero")
 
 
 def gabor(shape, amplitude, row, column, orientation, frequency, phase, sigma_x, sigma_y):

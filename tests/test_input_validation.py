@@ -296,6 +296,13 @@ BAD_PARAMS = [
 ]
 if not torch.cuda.is_available():
     BAD_PARAMS.append(({"device": "cuda"}, ValueError, "CUDA is not available"))
+# A device type this build of torch lacks, or one that holds no data: torch raises a
+# RuntimeError, an AssertionError or a ModuleNotFoundError, skvae one ValueError.
+for _device in ("meta", "xpu", "hpu"):
+    if _device == "meta" or not getattr(getattr(torch, _device, None), "is_available", bool)():
+        BAD_PARAMS.append(
+            ({"device": _device}, ValueError, f"device='{_device}' is not usable here")
+        )
 
 
 @pytest.mark.parametrize("params, error, message", BAD_PARAMS)
@@ -325,6 +332,37 @@ def test_partial_fit_refuses_early_stopping_and_leaves_the_model_unchanged(fitte
     with pytest.raises(ValueError, match=message):
         unfitted.partial_fit(X)
     assert not hasattr(unfitted, "module_") and not hasattr(unfitted, "n_features_in_")
+
+
+def test_a_fitted_model_checks_data_against_the_likelihood_it_was_fitted_with(small_digits):
+    # set_params after fit does not change the model (as for PCA), so new data are still
+    # checked against the fitted likelihood; a typo refused by fit leaves it usable.
+    X, _ = small_digits
+    vae = GaussianVAE(**FAST).fit(X)
+    before = vae.score(X)
+    vae.set_params(likelihood="poisson")  # the digits are not counts of a Poisson model
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfSupportWarning)
+        assert vae.score(X) == before
+    vae.set_params(likelihood="Gaussian")
+    with pytest.raises(ValueError, match="'likelihood' parameter of GaussianVAE"):
+        vae.fit(X)
+    assert vae.score(X) == before
+    assert np.isfinite(vae.transform(X)).all()
+
+
+@pytest.mark.parametrize("value, error", [(0, ValueError), (2.5, TypeError)])
+def test_scoring_parameters_set_after_fit_are_checked_where_they_are_used(
+    fitted, small_digits, value, error
+):
+    from skvae.diagnostics import kl_per_dimension
+
+    X, _ = small_digits
+    vae = pickle.loads(pickle.dumps(fitted)).set_params(n_mc_samples=value)
+    message = "'n_mc_samples' parameter of SparseVAE must be an int in the range"
+    for call in (vae.score, vae.score_samples, lambda X: kl_per_dimension(vae, X)):
+        with pytest.raises(error, match=message):
+            call(X)
 
 
 def test_bad_codes_for_inverse_transform(fitted):

@@ -176,6 +176,25 @@ def test_imputer_takes_another_placeholder_and_float32(cancer):
     assert imputer.transform(X_missing.astype(np.float32)).dtype == np.float32
 
 
+def test_imputer_takes_pandas_na_and_a_float32_nan_as_the_placeholder(cancer):
+    # As SimpleImputer: any NaN, and pandas.NA in a nullable float frame, mean a hole.
+    pd = pytest.importorskip("pandas")
+    X_missing, _ = _holes(cancer[:200], 0.3)
+    expected = VAEImputer(SMALL_VAE, random_state=0).fit_transform(X_missing)
+    frame = pd.DataFrame(X_missing).astype("Float64")  # holes are pandas.NA
+    for placeholder, X in [(pd.NA, frame), (np.float32("nan"), X_missing)]:
+        got = VAEImputer(SMALL_VAE, missing_values=placeholder, random_state=0).fit_transform(X)
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_imputer_checks_parameters_set_after_fit_where_they_are_used(cancer):
+    X_missing, _ = _holes(cancer[:200], 0.3)
+    imputer = VAEImputer(SMALL_VAE, random_state=0).fit(X_missing)
+    imputer.set_params(n_importance_samples=0)
+    with pytest.raises(ValueError, match="'n_importance_samples' parameter of VAEImputer"):
+        imputer.transform(X_missing)
+
+
 def test_imputer_refuses_a_foreign_estimator_and_empty_data(cancer):
     with pytest.raises(
         TypeError, match="needs a SparseVAE or GaussianVAE as its estimator, got PCA"

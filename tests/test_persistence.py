@@ -250,6 +250,23 @@ def test_save_refuses_what_it_cannot_store(tmp_path):
         skvae.save(object(), tmp_path / "x")
 
 
+def test_save_refuses_parameters_that_load_would_refuse(fitted, tmp_path):
+    vae = pickle.loads(pickle.dumps(fitted)).set_params(likelihood="Gaussian")
+    with pytest.raises(ValueError, match="'likelihood' parameter of SparseVAE"):
+        skvae.save(vae, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_save_keeps_the_set_output_container(fitted_frame_model, tmp_path):
+    pd = pytest.importorskip("pandas")
+    vae, frame = fitted_frame_model
+    vae = pickle.loads(pickle.dumps(vae)).set_output(transform="pandas")
+    skvae.save(vae, tmp_path / "model.skvae")
+    codes = skvae.load(tmp_path / "model.skvae").transform(frame)
+    assert isinstance(codes, pd.DataFrame)
+    pd.testing.assert_frame_equal(codes, vae.transform(frame))
+
+
 # -- files and pickles of other versions --------------------------------------------------------
 
 DATA = Path(__file__).with_name("data")
