@@ -792,8 +792,9 @@ random_state : int, RandomState instance or None, default=None
     None draws fresh entropy; NumPy's and torch's global random states are never used.
 
 device : str, default='auto'
-    Torch device to train and infer on: ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ...;
-    ``'auto'`` picks CUDA when it is available.
+    Torch device to train and infer on: ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ``'mps'``,
+    ...; ``'auto'`` picks CUDA when it is available. ``fit`` refuses a device that this
+    machine or build of torch cannot use, with a ValueError.
 
 verbose : int, default=0
     Report the loss of every epoch when positive: a tqdm progress bar on a terminal when
