@@ -201,7 +201,9 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             dtypes).
         """
         check_is_fitted(self)
-        check_params_in_use(self, "n_importance_samples", "sample_posterior", "random_state")
+        check_params_in_use(
+            self, "missing_values", "n_importance_samples", "sample_posterior", "random_state"
+        )
         X = self._validate(X, reset=False)
         rows = np.flatnonzero(np.isnan(X).any(axis=1))
         if rows.size == 0:

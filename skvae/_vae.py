@@ -47,6 +47,7 @@ from ._validation import (
     check_params_in_use,
     family_params,
     has_missing,
+    outside_stacklevel,
     random_state_or_entropy,
     resolve_device,
     torch_generator,
@@ -253,7 +254,6 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         """
         return self._fit(X, incremental=False)
 
-    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """Fit the model with one pass (epoch) over X, continuing from the current state.
 
@@ -274,6 +274,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         self : object
             The fitted estimator.
         """
+        return self._partial_fit(X)
+
+    # Not named partial_fit: scikit-learn's _fit_context validates the parameters of a fitted
+    # model's partial_fit only in the first call, and set_params may have changed them since.
+    # Checking them costs microseconds; an epoch with a bad learning rate costs the model.
+    @_fit_context(prefer_skip_nested_validation=True)
+    def _partial_fit(self, X):
         if self.early_stopping:
             raise ValueError(
                 "partial_fit does not support early_stopping=True (one pass over a chunk has "
@@ -393,7 +400,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                         f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached "
                         "and the ELBO has not converged yet; increase max_iter.",
                         ConvergenceWarning,
-                        stacklevel=5,  # _train, _fit, fit, sklearn's _fit_context, the caller
+                        stacklevel=outside_stacklevel(),
                     )
         rule.restore_best(self.module_)
         self.module_.eval()
@@ -419,7 +426,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 f"{name}: fit interrupted during epoch {self.n_iter_ + 1}; the model keeps "
                 f"the weights of the last completed epoch ({self.n_iter_}).",
                 UserWarning,
-                stacklevel=6,
+                stacklevel=outside_stacklevel(),
             )
             return None
         if finite:
@@ -439,7 +446,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             f"{name}: training diverged in epoch {self.n_iter_ + 1} with {cause}; it stopped "
             f"and restored the weights of epoch {self.n_iter_}. {advice}",
             ConvergenceWarning,
-            stacklevel=6,
+            stacklevel=outside_stacklevel(),
         )
         return None
 

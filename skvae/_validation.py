@@ -38,7 +38,10 @@ def random_state_or_entropy(random_state):
 
 def check_params_in_use(estimator, *names):
     """Validate parameters that a fitted model reads after fit (``set_params`` changes them
-    without a refit, as ``n_mc_samples`` for scoring), with the error that fit gives."""
+    without a refit, as ``n_mc_samples`` for scoring), with the error that fit gives; not
+    under scikit-learn's ``skip_parameter_validation``."""
+    if get_config()["skip_parameter_validation"]:
+        return
     validate_parameter_constraints(
         {name: estimator._parameter_constraints[name] for name in names},
         {name: getattr(estimator, name) for name in names},

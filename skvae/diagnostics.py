@@ -223,8 +223,8 @@ def mean_correlation_coefficient(sources, codes, *, method="pearson"):
     >>> round(mean_correlation_coefficient(s, -2 * s[:, ::-1]), 6)
     1.0
     """
-    sources = check_array(sources, dtype=np.float64, input_name="sources")
-    codes = check_array(codes, dtype=np.float64, input_name="codes")
+    sources = check_array(sources, dtype=np.float64, input_name="sources", ensure_min_samples=2)
+    codes = check_array(codes, dtype=np.float64, input_name="codes", ensure_min_samples=2)
     if sources.shape[0] != codes.shape[0]:
         raise ValueError(
             f"sources and codes need the same rows, got {sources.shape[0]} and {codes.shape[0]}."

@@ -109,6 +109,8 @@ def test_mean_correlation_coefficient():
     # A constant code correlates with nothing (0, not NaN), and the ranks tie in it.
     constant = np.column_stack([sources, np.ones(1000)])
     assert dg.mean_correlation_coefficient(sources, constant, method="spearman") == 1.0
+    with pytest.raises(ValueError, match="minimum of 2 is required"):
+        dg.mean_correlation_coefficient(sources[:1], codes[:1])
 
 
 def test_log_likelihood_takes_numpy_integers_and_random_states(small_digits):

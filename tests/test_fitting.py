@@ -241,6 +241,9 @@ def test_divergence_restores_the_last_finite_state_and_warns(small_digits):
     assert caught[0].filename == __file__
     assert vae.n_iter_ == 3 and len(vae.loss_curve_) == 3
     assert same_weights(weights(vae), before)
+    with pytest.warns(ConvergenceWarning, match=r"diverged in epoch 4") as caught:
+        vae.partial_fit(X)  # one more frame in between, which the warning skips as well
+    assert caught[0].filename == __file__ and same_weights(weights(vae), before)
     assert all(torch.isfinite(w).all() for w in weights(vae).values())
     assert np.isfinite(vae.transform(X)).all()
 

@@ -318,6 +318,37 @@ def test_bad_parameters_are_refused_and_leave_the_model_unchanged(
     _assert_unchanged(vae, snapshot, X)
 
 
+@pytest.mark.parametrize(
+    "params, error",
+    [
+        ({"learning_rate": -1.0}, ValueError),
+        ({"batch_size": 0}, ValueError),
+        ({"likelihood": "Gaussian"}, ValueError),
+        ({"beta": -1.0}, ValueError),
+    ],
+)
+def test_partial_fit_checks_parameters_set_after_fit(fitted, small_digits, params, error):
+    # scikit-learn's _fit_context validates a fitted model's partial_fit only on the first
+    # call; skvae checks every call, since set_params may have changed them since.
+    X, _ = small_digits
+    vae = pickle.loads(pickle.dumps(fitted))
+    snapshot = _snapshot(vae)
+    vae.set_params(**params)
+    with pytest.raises(error, match=f"'{next(iter(params))}' parameter of SparseVAE"):
+        vae.partial_fit(X)
+    _assert_unchanged(vae, snapshot, X)
+
+
+def test_scoring_parameters_are_not_checked_under_skip_parameter_validation(fitted, small_digits):
+    X, _ = small_digits
+    vae = pickle.loads(pickle.dumps(fitted)).set_params(n_mc_samples=np.float32(2.0))
+    with pytest.raises(TypeError, match="'n_mc_samples' parameter"):
+        vae.score(X)
+    with sklearn.config_context(skip_parameter_validation=True):
+        with pytest.raises(TypeError):  # torch's own error, which the check would have named
+            vae.score(X)
+
+
 def test_partial_fit_refuses_early_stopping_and_leaves_the_model_unchanged(fitted, small_digits):
     # As MLPClassifier does: one pass over a chunk has no held-out data to stop on.
     X, _ = small_digits
