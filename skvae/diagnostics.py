@@ -421,6 +421,8 @@ def gabor_fit(filters, *, patch_shape=None):
                 f"filters have {n_pixels} pixels, not a square number; pass patch_shape."
             )
         patch_shape = (side, side)
+    if np.ndim(patch_shape) != 1 or len(patch_shape) != 2:
+        raise ValueError(f"patch_shape must be (height, width), got {patch_shape!r}.")
     height, width = (int(n) for n in patch_shape)
     if height * width != n_pixels or min(height, width) < 2:
         raise ValueError(

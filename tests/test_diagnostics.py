@@ -206,3 +206,5 @@ def test_gabor_fit_shapes_and_edge_cases():
         dg.gabor_fit([wide])
     with pytest.raises(ValueError, match="does not fit filters of 60 pixels"):
         dg.gabor_fit([wide], patch_shape=(5, 10))
+    with pytest.raises(ValueError, match=r"patch_shape must be \(height, width\), got \(60,\)"):
+        dg.gabor_fit([wide], patch_shape=(60,))

@@ -109,6 +109,24 @@ def test_openml_fallback_checks_the_number_of_rows(monkeypatch):
 def test_unknown_subset_is_refused(tmp_path):
     with pytest.raises(ValueError, match="subset must be 'train' or 'test', got 'valid'"):
         load_mnist(subset="valid", data_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"got \['test'\]"):
+        load_mnist(subset=["test"], data_dir=tmp_path)
+
+
+def test_a_home_relative_directory_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "mnist").mkdir()
+    _, labels = write_mnist(tmp_path / "mnist", "test", n_images=3)
+    np.testing.assert_array_equal(load_mnist(subset="test", data_dir="~/mnist")[1], labels)
+    monkeypatch.setenv("SKVAE_MNIST_DIR", "~/mnist")
+    np.testing.assert_array_equal(load_mnist(subset="test")[1], labels)
+
+
+def test_a_directory_in_place_of_a_file_is_not_called_a_bad_gzip(tmp_path):
+    (tmp_path / FILES["test"][0]).mkdir()
+    with pytest.raises(OSError, match="cannot read the MNIST file") as caught:
+        load_mnist(subset="test", data_dir=tmp_path)
+    assert "gzip" not in str(caught.value)
 
 
 def test_missing_file_is_named(tmp_path):

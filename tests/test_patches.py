@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from skvae.datasets import load_image_patches
+from skvae.datasets import load_image_patches, make_sparse_sources
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +105,7 @@ def test_bad_parameters(cifar_like, kwargs, error, message):
     "images, message",
     [
         (np.zeros((32, 32)), "wrap a single image in a list"),
+        (np.zeros((32, 40, 3)), "wrap a single image in a list"),  # one RGB image, not 32
         ([], "images is empty"),
         ([np.zeros((32, 32, 4))], r"images\[0\] must have shape"),
         ([np.zeros((32, 32)), np.zeros(32)], r"images\[1\] must have shape"),
@@ -116,3 +117,20 @@ def test_bad_parameters(cifar_like, kwargs, error, message):
 def test_bad_images(images, message):
     with pytest.raises(ValueError, match=message):
         load_image_patches(images, n_patches=10, random_state=0)
+
+
+@pytest.mark.parametrize("value", [0.3, 0.7, 123.456])
+def test_a_whitened_constant_image_has_no_contrast_either(value):
+    # Whitening leaves rounding noise of about 1e-16 of the luminance, which the final
+    # rescaling would have blown up to unit variance.
+    with pytest.raises(ValueError, match="no contrast"):
+        load_image_patches([np.full((21, 23), value)], patch_size=8, n_patches=10, whiten=True)
+
+
+def test_the_global_random_state_is_untouched():
+    # The global generator is the subject of this test, hence the legacy NumPy calls.
+    np.random.seed(0)  # noqa: NPY002
+    state = np.random.get_state()[1].copy()  # noqa: NPY002
+    load_image_patches(patch_size=8, n_patches=20)
+    make_sparse_sources(n_samples=20)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)  # noqa: NPY002

@@ -40,6 +40,8 @@ def _read_idx(path, magic):
             content = file.read()
     except FileNotFoundError:
         raise FileNotFoundError(f"MNIST file not found: {path}") from None
+    except (NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        raise OSError(f"cannot read the MNIST file {path}: {exc}") from None
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         raise ValueError(f"{path} is not a readable gzip file: {exc}") from None
     # The header is big-endian 32-bit integers: the magic number, then one size per dimension.
@@ -146,7 +148,7 @@ def load_mnist(*, subset="train", data_dir=None):
     >>> X.shape, X.dtype, y[:5]  # doctest: +SKIP
     ((10000, 784), dtype('float32'), array([7, 2, 1, 0, 4]))
     """
-    if subset not in _FILES:
+    if not isinstance(subset, str) or subset not in _FILES:
         raise ValueError(f"subset must be 'train' or 'test', got {subset!r}.")
     if data_dir is None:
         # An empty value counts as unset, as it does for most path variables.
@@ -154,7 +156,7 @@ def load_mnist(*, subset="train", data_dir=None):
     if data_dir is None:
         images, labels = _load_openml(subset)
     else:
-        images, labels = _load_idx(Path(data_dir), subset)
+        images, labels = _load_idx(Path(data_dir).expanduser(), subset)
     X = np.asarray(images, dtype=np.float32) / np.float32(255)
     y = np.asarray(labels).astype(np.int64)
     return X, y

@@ -4,8 +4,10 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.datasets import load_sample_images
-from sklearn.utils import check_random_state, check_scalar
+from sklearn.utils import check_scalar
 from sklearn.utils.random import sample_without_replacement
+
+from .._validation import random_state_or_entropy
 
 # ITU-R BT.601 luma weights, the ones PIL uses to convert RGB to greyscale ("L").
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
@@ -24,10 +26,14 @@ def _check_images(images):
     """
     if images is None:
         images = load_sample_images().images
-    if isinstance(images, np.ndarray) and images.ndim < 3:
+    if isinstance(images, np.ndarray) and (
+        images.ndim < 3 or (images.ndim == 3 and images.shape[2] == 3)
+    ):
+        # A (height, width, 3) array is one colour image, not a stack of greyscale images
+        # three pixels wide: read by its first axis it would give rows of 3 pixels.
         raise ValueError(
-            f"images must be a sequence of images, got an array of shape {images.shape}; "
-            "wrap a single image in a list: [image]."
+            f"images must be a sequence of images, got an array of shape {images.shape}, "
+            "which reads as one image; wrap a single image in a list: [image]."
         )
     checked = []
     for i, image in enumerate(images):
@@ -110,11 +116,14 @@ def load_image_patches(
         dimensions spends them on smooth ramps and blobs; with it, all spatial frequencies
         up to the cutoff weigh about the same. The filter acts on whole images, unlike a
         PCA or ZCA whitening fitted to the sampled patches, so it does not depend on which
-        patches were drawn: patches of a training and of a test set drawn in separate calls
-        are preprocessed alike. The default keeps the raw luminance, as in the 2017 study.
+        patches were drawn. The final rescaling does: each call divides by the spread of its
+        own patches, so draw a training and a test set in one call and split the rows, as
+        ``benchmarks/bench_image_patches.py`` does. The default keeps the raw luminance, as
+        in the 2017 study.
 
     random_state : int, RandomState instance or None, default=None
-        Seed of the patch positions. Pass an int for the same patches at every call.
+        Seed of the patch positions. Pass an int for the same patches at every call; None
+        draws fresh entropy (NumPy's global random state is never used).
 
     Returns
     -------
@@ -155,7 +164,7 @@ def load_image_patches(
     check_scalar(n_patches, "n_patches", Integral, min_val=1)
     if not isinstance(whiten, bool | np.bool_):
         raise TypeError(f"whiten must be a bool, got {whiten!r}.")
-    random_state = check_random_state(random_state)
+    random_state = random_state_or_entropy(random_state)
     images = _check_images(images)
 
     smallest = min(min(image.shape[:2]) for image in images)
@@ -181,18 +190,22 @@ def load_image_patches(
     first_position = np.concatenate([[0], np.cumsum(positions_per_image)])
     image_of_patch = np.searchsorted(first_position, flat_positions, side="right") - 1
     patches = np.empty((n_patches, patch_size, patch_size))
+    brightest = 0.0  # the largest luminance of the images cut, for the flatness test below
     # The positions are sorted, so each image's patches are one block of rows.
     indices, starts, counts = np.unique(image_of_patch, return_index=True, return_counts=True)
     for index, start, count in zip(indices, starts, counts, strict=True):
         rows = slice(start, start + count)
         image = _luminance(images[index], index)
+        brightest = max(brightest, float(np.abs(image).max()))
         if whiten:
             image = _whiten(image)
         windows = np.lib.stride_tricks.sliding_window_view(image, (patch_size, patch_size))
         top, left = np.divmod(flat_positions[rows] - first_position[index], windows.shape[1])
         patches[rows] = windows[top, left]
 
-    if np.ptp(patches, axis=(1, 2)).max() == 0:
+    # Relative to the images' own scale: whitening a constant image leaves rounding noise
+    # (about 1e-16 of its luminance), which the rescaling below would blow up to unit variance.
+    if np.ptp(patches, axis=(1, 2)).max() <= 1e-10 * brightest:
         raise ValueError("All patches are flat (constant); the images have no contrast.")
     X = patches.reshape(n_patches, -1)
     # Sorting grouped the patches by image; shuffle so that any slice is a random sample.

@@ -3,7 +3,9 @@
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils import check_random_state, check_scalar
+from sklearn.utils import check_scalar
+
+from .._validation import random_state_or_entropy
 
 # Negative slope of the leaky ReLU of the nonlinear mixture, as in the iVAE experiments.
 _LEAKY_SLOPE = 0.2
@@ -73,7 +75,8 @@ def make_sparse_sources(
         Standard deviation of the Gaussian noise added to each feature; the noiseless
         features of the linear mixture have unit variance.
     random_state : int, RandomState instance or None, default=None
-        Seed of the sources, the mixing and the noise. Pass an int for reproducible output.
+        Seed of the sources, the mixing and the noise. Pass an int for reproducible output;
+        None draws fresh entropy (NumPy's global random state is never used).
 
     Returns
     -------
@@ -110,7 +113,7 @@ def make_sparse_sources(
         raise ValueError(f"mixing must be 'linear' or 'nonlinear', got {mixing!r}.")
     check_scalar(sparsity, "sparsity", Real, min_val=0, max_val=1, include_boundaries="left")
     check_scalar(noise, "noise", Real, min_val=0)
-    random_state = check_random_state(random_state)
+    random_state = random_state_or_entropy(random_state)
 
     # The mixing is drawn first, so that a seed gives the same mixing for any n_samples.
     first_layer = _random_mixing_matrix(n_sources, n_features, random_state)
