@@ -343,7 +343,9 @@ class ThresholdedPosterior(Posterior):
     )
 
     def code(self, output, threshold):
-        return soft_threshold(super().code(output), threshold)
+        # + 0.0 turns the -0.0 of negative locations inside the dead zone into 0.0, which is
+        # what a printed code or a DataFrame should show.
+        return soft_threshold(super().code(output), threshold) + 0.0
 
     def decoder_input(self, z, threshold):
         h = soft_threshold(z, threshold)

@@ -505,6 +505,7 @@ def test_thresholded_codes_are_the_soft_thresholded_location(thresholded, small_
     np.testing.assert_allclose(Z, expected, rtol=1e-6, atol=1e-7)
     assert np.array_equal(Z == 0, np.abs(location) <= 0.3)
     assert (Z == 0).any() and (Z != 0).any()
+    assert ((location < 0) & (Z == 0)).any() and not np.signbit(Z[Z == 0]).any()  # no -0.0
 
 
 def test_thresholded_score_is_the_elbo_of_the_model_that_decodes_thresholded_codes(
