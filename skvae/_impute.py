@@ -14,7 +14,6 @@ from ._vae import GaussianVAE, _BaseVAE
 from ._validation import (
     check_params_in_use,
     check_values,
-    fitted_likelihood,
     random_state_or_entropy,
     unchanged_on_error,
 )
@@ -209,7 +208,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if rows.size == 0:
             return X
         estimator = self.estimator_
-        likelihood = fitted_likelihood(estimator)
+        likelihood = estimator.module_.likelihood  # the fitted head, whatever set_params says
         # The likelihood weighs the observed values as the estimator's score does: clipped to
         # its support, with a warning. They are returned as given.
         incomplete, _ = check_values(X[rows], likelihood, type(estimator).__name__, support="clip")

@@ -261,12 +261,6 @@ def check_values(values, likelihood, estimator_name, *, support="refuse", implic
     return values, True
 
 
-def fitted_likelihood(estimator):
-    """The likelihood family a fitted estimator was trained with: its module's, which
-    ``set_params(likelihood=...)`` after fitting does not change."""
-    return LIKELIHOODS[estimator.module_.architecture["likelihood"]]
-
-
 def check_data(estimator, X, *, reset, support="refuse"):
     """Validated float data for ``estimator``: a dense array, or a CSR matrix (batches are
     densified as they are drawn). NaN marks missing values; a row with no observed value,
@@ -287,7 +281,8 @@ def check_data(estimator, X, *, reset, support="refuse"):
     values = X.data if sp.issparse(X) else X  # implicit zeros suit every likelihood
     checked, maybe_missing = check_values(
         values,
-        LIKELIHOODS[estimator.likelihood] if reset else fitted_likelihood(estimator),
+        # The fitted module's head, which set_params(likelihood=...) after fit does not change.
+        LIKELIHOODS[estimator.likelihood] if reset else estimator.module_.likelihood,
         type(estimator).__name__,
         support=support,
         implicit_zeros=sp.issparse(X) and X.nnz < np.prod(X.shape),
