@@ -33,6 +33,12 @@ def inference_batch_size(device, n_features, draws=1):
     return max(1, rows // draws)
 
 
+def torch_can_wrap(values):
+    """Whether ``torch.from_numpy`` can share the array's memory: not for read-only memory
+    (a read-only memmap), another byte order, or a negative stride (``X[::-1]``)."""
+    return values.flags.writeable and values.dtype.isnative and min(values.strides, default=0) >= 0
+
+
 def as_tensor(X, device):
     """float32 tensor of ``X`` (array, sparse matrix or tensor) on ``device``.
 
@@ -44,7 +50,7 @@ def as_tensor(X, device):
     if sp.issparse(X):
         X = X.toarray()
     X = np.asarray(X, dtype=np.float32)
-    if not X.flags.writeable:  # torch cannot wrap read-only memory (e.g. a read-only memmap)
+    if not torch_can_wrap(X):
         X = X.copy()
     return torch.from_numpy(X).to(device)
 

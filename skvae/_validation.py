@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_array, validate_data
 
 from ._families import LIKELIHOODS, POSTERIORS, check_kl_finite, shown
 from ._module import UNBOUNDED_ACTIVATIONS
+from ._training import torch_can_wrap
 
 
 def random_state_or_entropy(random_state):
@@ -186,10 +187,10 @@ def _value_range(values):
     """(min, max) of a float array in one pass; NaN if it holds a NaN."""
     if values.size == 0:
         return 0.0, 0.0
-    if values.flags.writeable and values.dtype.isnative:
+    if torch_can_wrap(values):
         low, high = torch.aminmax(torch.from_numpy(values))  # one multithreaded pass
         return low.item(), high.item()
-    return values.min(), values.max()  # torch cannot wrap read-only memory
+    return values.min(), values.max()
 
 
 # Frames a warning about the user's data skips: skvae's own and scikit-learn's.

@@ -208,8 +208,32 @@ CONTAINERS = {
     "float32": lambda X: X.astype(np.float32),
     "fortran": np.asfortranarray,
     "read-only": lambda X: np.lib.stride_tricks.as_strided(X, writeable=False),
+    # The same rows, in a view with a negative stride (what X[::-1] or np.flipud give):
+    # torch cannot wrap such memory.
+    "negative-stride": lambda X: np.flipud(np.flipud(X).copy()),
+    "negative-stride-float32": lambda X: np.flipud(np.flipud(X.astype(np.float32)).copy()),
     "csr": lambda X: sp.csr_matrix(X),
 }
+
+
+@pytest.mark.parametrize("container", ["negative-stride", "negative-stride-float32"])
+def test_views_with_negative_strides_are_read_like_copies(small_digits, container):
+    # As PCA reads them: before, torch refused to wrap the memory in fit, transform, score
+    # and inverse_transform.
+    X, _ = small_digits
+    view = CONTAINERS[container](X)
+    assert min(view.strides) < 0
+    params = {**FAST, "random_state": 0}
+    vae = SparseVAE(**params).fit(view)
+    reference = SparseVAE(**params).fit(view.copy())
+    np.testing.assert_array_equal(vae.transform(view), reference.transform(X))
+    np.testing.assert_array_equal(vae.score_samples(view), reference.score_samples(X))
+    codes = vae.transform(X).astype(np.float32)
+    np.testing.assert_array_equal(
+        vae.inverse_transform(np.flipud(np.flipud(codes).copy())), vae.inverse_transform(codes)
+    )
+
+
 PROBLEMS = [
     (np.inf, "Input X contains infinity"),
     (-np.inf, "Input X contains infinity"),
