@@ -349,8 +349,8 @@ def check_codes(estimator, Z):
 
 @contextmanager
 def unchanged_on_error(estimator):
-    """Restore the estimator if the block raises: its attributes, and the weights and
-    optimizer state of a fitted model, which training changes in place.
+    """Restore the estimator if the block raises: its attributes, and the weights, optimizer
+    state and random state of a fitted model, which training changes in place.
 
     ``validate_data`` sets ``n_features_in_`` and ``feature_names_in_`` before all checks have
     passed, and a fit can fail after epochs that trained (a warning turned into an error, an
@@ -358,6 +358,9 @@ def unchanged_on_error(estimator):
     """
     state = copy.copy(estimator.__dict__)
     fitted = estimator._training_state() if "module_" in state else None
+    # Training draws from the fitted random state in place: keep where it stood.
+    random_state = state.get("_random_state")
+    drawn = random_state.get_state() if random_state is not None else None
     try:
         yield
     except BaseException:
@@ -365,4 +368,6 @@ def unchanged_on_error(estimator):
         estimator.__dict__.update(state)
         if fitted is not None:
             estimator._set_training_state(fitted)
+        if random_state is not None:
+            random_state.set_state(drawn)
         raise

@@ -6,6 +6,7 @@ Tests reach inside a fit through the estimators' seams, in small subclasses defi
 holds out), never by patching skvae's module globals.
 """
 
+import copy
 import re
 import warnings
 
@@ -286,6 +287,7 @@ def test_a_fit_that_fails_after_training_leaves_the_model_as_it_was(small_digits
     # weights, the optimizer state and the fitted record, not only the attributes.
     X, _ = small_digits
     vae = SparseVAE(**{**FAST, "warm_start": True}).fit(X)
+    twin = copy.deepcopy(vae)
     before, loss_curve = weights(vae), list(vae.loss_curve_)
     optimizer = {
         k: v.clone() for k, v in vae._optimizer.state[vae.module_.encoder[0].weight].items()
@@ -298,6 +300,12 @@ def test_a_fit_that_fails_after_training_leaves_the_model_as_it_was(small_digits
     assert vae.loss_curve_ == loss_curve and vae.n_iter_ == FAST["max_iter"]
     state = vae._optimizer.state[vae.module_.encoder[0].weight]
     assert all(torch.equal(state[k], v) for k, v in optimizer.items())
+    # ... and the random state the fit drew from: the next fit continues as it would have.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae.fit(X)
+        twin.fit(X)
+    np.testing.assert_array_equal(vae.transform(X), twin.transform(X))
 
 
 # -- verbose output ---------------------------------------------------------------------------
