@@ -572,12 +572,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         X_original : ndarray or DataFrame of shape (n_samples, n_features)
             Decoder means (probabilities for ``likelihood='bernoulli'``), of the dtype of the
             codes; a pandas DataFrame with the training columns if the model was fitted on
-            one.
+            one, with the index of the codes if they are a DataFrame.
         """
         check_is_fitted(self)
         Z = check_codes(self, X)
         X_original = self._map_batches(lambda z: self.module_.decode(z).mean, Z)
-        return self._with_feature_names(X_original.astype(Z.dtype, copy=False))
+        index = X.index if hasattr(X, "iloc") else None  # a DataFrame's rows keep their labels
+        return self._with_feature_names(X_original.astype(Z.dtype, copy=False), index)
 
     def sample(self, n_samples=1, random_state=None):
         """Generate random rows from the model: z from the prior, then x from p(x|z).
@@ -603,13 +604,14 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             X = self.module_.sample(n_samples, generator)
         return self._with_feature_names(X.cpu().numpy().astype(np.float64))
 
-    def _with_feature_names(self, X):
-        """X as a pandas DataFrame with the fitted column names, if fitted on a DataFrame."""
+    def _with_feature_names(self, X, index=None):
+        """X as a pandas DataFrame with the fitted column names (and ``index``), if fitted on
+        a DataFrame."""
         if not hasattr(self, "feature_names_in_"):
             return X
         import pandas as pd  # installed: the model was fitted on a DataFrame
 
-        return pd.DataFrame(X, columns=self.feature_names_in_)
+        return pd.DataFrame(X, columns=self.feature_names_in_, index=index)
 
     def score_samples(self, X):
         """Evidence lower bound (ELBO) of each row, in nats.

@@ -141,6 +141,13 @@ def test_inverse_transform_and_sample_return_the_training_columns(small_digits):
     assert isinstance(back, pd.DataFrame) and list(back.columns) == columns
     draws = vae.sample(3, random_state=0)
     assert isinstance(draws, pd.DataFrame) and list(draws.columns) == columns
+    # Codes of some rows, as a DataFrame: the reconstructions keep the rows' labels, so that
+    # arithmetic with the data lines up (before, a fresh 0..n-1 index gave NaN).
+    rows = pd.DataFrame(X, columns=columns).iloc[[7, 3, 11]]
+    codes = vae.set_output(transform="pandas").transform(rows)
+    back = vae.inverse_transform(codes)
+    assert list(back.index) == [7, 3, 11]
+    assert not (rows - back).isna().any().any()
     array_model = SparseVAE(**FIVE_EPOCHS).fit(X)
     assert isinstance(array_model.inverse_transform(array_model.transform(X)), np.ndarray)
     assert isinstance(array_model.sample(3), np.ndarray)
