@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._training import fixed_noise, inference_batch_size, map_batches
 from ._vae import GaussianVAE, _BaseVAE
 from ._validation import (
+    check_distance_from_training,
     check_params_in_use,
     check_values,
     random_state_or_entropy,
@@ -211,7 +212,8 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         likelihood = estimator.module_.likelihood  # the fitted head, whatever set_params says
         # The likelihood weighs the observed values as the estimator's score does: clipped to
         # its support, with a warning. They are returned as given.
-        incomplete, _ = check_values(X[rows], likelihood, type(estimator).__name__, support="clip")
+        incomplete, _ = check_values(X[rows], likelihood, type(self).__name__, support="clip")
+        check_distance_from_training(incomplete, estimator.module_.input, type(self).__name__)
         module, device = estimator.module_, estimator._device()
         seed = self._draw_seed()
         noise = fixed_noise(self.n_importance_samples, module.noise_width, device, seed)

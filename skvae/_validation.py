@@ -252,8 +252,8 @@ def check_values(values, likelihood, estimator_name, *, support="refuse", implic
         )
         warnings.warn(
             f"X has values in [{shown(found_low)}, {shown(found_high)}], outside the support "
-            f"[{low:g}, {high:g}] of likelihood={likelihood.name!r}; {estimator_name} scores "
-            f"them clipped to it. {fix}",
+            f"[{low:g}, {high:g}] of likelihood={likelihood.name!r}; the likelihood of "
+            f"{estimator_name} weighs them clipped to it. {fix}",
             OutOfSupportWarning,
             stacklevel=outside_stacklevel(),
         )
@@ -296,7 +296,68 @@ def check_data(estimator, X, *, reset, support="refuse"):
             X = checked
     if maybe_missing:
         check_observed(X, estimator, fitting=reset)
+    if not reset:
+        check_distance_from_training(X, estimator.module_.input, type(estimator).__name__)
     return X
+
+
+# Training standard deviations from a feature's training mean beyond which a value overflows
+# float32 in the model: the Gaussian likelihood squares its distance in units of a scale that
+# can be a thousandth of the feature's spread, and float32 overflows above 3.4e38.
+MAX_STANDARD_DEVIATIONS = 1e16
+
+
+def check_distance_from_training(X, encoder_input, estimator_name):
+    """Refuse values more than ``MAX_STANDARD_DEVIATIONS`` training standard deviations from
+    their feature's training mean, as the encoder standardizes them in float32 (raw values
+    for a raw encoder input; none for log1p's, which no float32 value overflows): float32
+    arithmetic overflows on them, and they are placeholders for missing values far more
+    often than data. X is a dense array or a CSR matrix, NaN for missing values; infinities
+    are left to the finiteness check. One min/max pass decides whether the per-feature pass
+    must run."""
+    if encoder_input.log1p:
+        return
+    shift = encoder_input.shift.cpu().numpy()
+    scale = encoder_input.scale.cpu().numpy()
+    values = X.data if sp.issparse(X) else X
+    low, high = _value_range(values)
+    if np.isnan(low) or np.isnan(high):
+        low, high = np.fmin.reduce(values, axis=None), np.fmax.reduce(values, axis=None)
+    if sp.issparse(X):
+        low, high = min(low, 0.0), max(high, 0.0)
+    bound = (max(abs(float(low)), abs(float(high))) + np.abs(shift).max()) / scale.min()
+    if not bound > MAX_STANDARD_DEVIATIONS:
+        return
+
+    def from_shift(values, shift):  # the values as rounded to float32, as the encoder reads them
+        return np.abs(values.astype(np.float32).astype(np.float64) - shift)
+
+    shift, scale = shift.astype(np.float64), scale.astype(np.float64)
+    with np.errstate(invalid="ignore"):  # inf - inf: left to the finiteness check
+        if sp.issparse(X):
+            columns = X.indices
+            distance = from_shift(values, shift[columns]) / scale[columns]
+        else:
+            columns = np.arange(X.shape[1])
+            ends = [np.fmin.reduce(values, axis=0), np.fmax.reduce(values, axis=0)]
+            far_low, far_high = (from_shift(end, shift) for end in ends)
+            values = np.where(far_low > far_high, *ends)
+            distance = np.fmax(far_low, far_high) / scale
+    distance = np.nan_to_num(distance, nan=0.0, posinf=0.0)
+    worst = int(np.argmax(distance))
+    if distance[worst] > MAX_STANDARD_DEVIATIONS:
+        where = (
+            "which its encoder reads as it is"
+            if encoder_input.kind == "raw"
+            else f"{distance[worst]:.1e} training standard deviations from that feature's "
+            "training mean"
+        )
+        raise ValueError(
+            f"X has the value {values[worst]:g} in feature {columns[worst]}, {where}: "
+            f"{estimator_name} computes in float32, which overflows that far out. Such a "
+            "value is usually a placeholder for a missing one: replace it with NaN, which "
+            "skvae reads as missing (with VAEImputer, set missing_values to it)."
+        )
 
 
 def has_missing(X):

@@ -13,9 +13,10 @@ from conftest import FAST
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from sklearn.datasets import load_breast_cancer
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
-from skvae import GaussianVAE, OutOfSupportWarning, SparseVAE
+from skvae import GaussianVAE, OutOfSupportWarning, SparseVAE, VAEImputer
 
 
 def _snapshot(vae):
@@ -202,6 +203,51 @@ def test_values_beyond_float32_are_refused(small_digits, method):
     huge[0, 0] = 1e300
     with pytest.raises(ValueError, match="beyond float32's range"):
         getattr(vae, method)(huge)
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
+@pytest.mark.parametrize("fmt", ["dense", "csr"])
+def test_placeholders_far_beyond_the_training_data_are_refused(small_digits, likelihood, fmt):
+    # 1e20 is within float32's range but overflows it once standardized and squared: before,
+    # transform and score_samples gave NaN or -inf, and VAEImputer left the holes unfilled.
+    X, _ = small_digits
+    vae = GaussianVAE(**{**FAST, "likelihood": likelihood}).fit(X)
+    as_format = sp.csr_matrix if fmt == "csr" else np.asarray
+    mean, std = X[:, 20].mean(), X[:, 20].std()
+    far = X[:10].copy()
+    far[4, 20] = mean + 1e14 * std  # far, but the model's float32 arithmetic holds
+    assert np.isfinite(vae.transform(as_format(far))).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OutOfSupportWarning)  # Bernoulli: clipped to [0, 1]
+        assert np.isfinite(vae.score_samples(as_format(far))).all()
+    far[4, 20] = 1e20
+    # Scoring clips data to a bounded support (with its warning) before anything overflows.
+    methods = ["transform", "score_samples"] if likelihood == "gaussian" else ["transform"]
+    for method in methods:
+        with pytest.raises(ValueError, match=r"value 1e\+20 in feature 20.*replace it with NaN"):
+            getattr(vae, method)(as_format(far))
+
+
+def test_the_imputer_names_a_placeholder_it_was_not_told_about():
+    X = load_breast_cancer().data[:200]
+    imputer = VAEImputer(estimator=GaussianVAE(**FAST)).fit(X)
+    holed = X[:10].copy()
+    holed[:, 2] = np.nan
+    holed[3, 5] = 9.96921e36  # netCDF's default fill value
+    with pytest.raises(ValueError, match="feature 5.*set missing_values to it"):
+        imputer.transform(holed)
+    holed[np.isnan(holed)] = 9.96921e36
+    told = VAEImputer(estimator=GaussianVAE(**FAST), missing_values=9.96921e36)
+    assert np.isfinite(told.fit(np.where(np.isnan(X), 9.96921e36, X)).transform(holed)).all()
+
+
+def test_huge_counts_are_not_placeholders(counts):
+    # log1p brings every float32 count below 89: nothing overflows, nothing is refused.
+    vae = SparseVAE(**{**FAST, "likelihood": "poisson"}).fit(counts)
+    huge = counts[:5].toarray()
+    huge[0, 0] = 1e20
+    assert np.isfinite(vae.transform(huge)).all()
+    assert np.isfinite(vae.score_samples(huge)).all()
 
 
 CONTAINERS = {
