@@ -716,7 +716,7 @@ activation : {'relu', 'tanh', 'logistic', 'identity'}, default=%(activation)s
 
 likelihood : %(likelihoods)s, default='gaussian'
     Observation model p(x|z). ``'gaussian'``: a normal with the decoder's output as mean and
-    a learned per-feature scale (floored at 1e-3 times the mean feature standard
+    a learned per-feature scale (floored at 1e-3 times that feature's training standard
     deviation), so that :meth:`score` bounds a log-density. ``'bernoulli'``: data in [0, 1],
     binary or intensities such as MNIST pixels. ``'poisson'`` and ``'negative-binomial'``
     (mean from the decoder, a learned per-feature inverse dispersion, as in scvi-tools):
