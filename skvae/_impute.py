@@ -25,9 +25,9 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     The estimator (a :class:`GaussianVAE` by default) is fitted to the rows as they are: its
     likelihood is summed over the observed entries only and its encoder reads each hole as
-    its feature's training mean, beside the row's mask of missing values, so that the model learns from every observed value (MIWAE: Mattei
-    and Frellsen, 2019). :meth:`transform` then replaces each missing value by its
-    conditional mean given the observed values of its row, E[x_m | x_o], estimated by
+    its feature's training mean, beside the row's mask of missing values, so that the model
+    learns from every observed value (MIWAE: Mattei and Frellsen, 2019). :meth:`transform`
+    then replaces each missing value by its conditional mean given the observed values of its row, E[x_m | x_o], estimated by
     self-normalized importance sampling with ``n_importance_samples`` draws from the
     posterior:
 
