@@ -27,9 +27,9 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     likelihood is summed over the observed entries only and its encoder reads each hole as
     its feature's training mean, beside the row's mask of missing values, so that the model
     learns from every observed value (MIWAE: Mattei and Frellsen, 2019). :meth:`transform`
-    then replaces each missing value by its conditional mean given the observed values of its row, E[x_m | x_o], estimated by
-    self-normalized importance sampling with ``n_importance_samples`` draws from the
-    posterior:
+    then replaces each missing value by its conditional mean given the observed values of
+    its row, E[x_m | x_o], estimated by self-normalized importance sampling with
+    ``n_importance_samples`` draws from the posterior:
 
         x_m = sum_k w_k E[x_m | z_k],   w_k ∝ p(x_o | z_k) p(z_k) / q(z_k | x_o).
 
