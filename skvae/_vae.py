@@ -262,6 +262,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         other state carries over (``best_loss_``), and ``validation_scores_`` keeps what the
         last :meth:`fit` recorded.
 
+        The first call builds the model from its chunk, as :meth:`fit` does from its data:
+        each feature's mean and standard deviation in that chunk become the units the
+        encoder (and the Gaussian likelihood) work in, and later chunks do not change them.
+        Start with a chunk that represents the data: not a single row (which warns), nor
+        the first rows of data sorted or grouped by a column, where a feature may be
+        constant (its unit is then taken as 1).
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
@@ -303,6 +310,15 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             if continued:
                 self._move_to(device)
             else:
+                if incremental and X.shape[0] == 1:
+                    warnings.warn(
+                        f"{type(self).__name__}.partial_fit builds the model from one row: each "
+                        "feature's mean and spread, which the model keeps as its units, are "
+                        "taken from this first chunk, and one row has no spread (it is taken "
+                        "as 1). Start with a chunk that represents the data, or fit a sample.",
+                        UserWarning,
+                        stacklevel=outside_stacklevel(),
+                    )
                 architecture = {**self._architecture(), "missing_indicator": has_missing(X)}
                 self._initialize(X.shape[1], device, architecture)
                 self._start_output(X_all)

@@ -1,6 +1,9 @@
 """Training on data larger than memory: partial_fit over chunks of a memory-mapped file."""
 
+import warnings
+
 import numpy as np
+import pytest
 
 from skvae import SparseVAE
 
@@ -43,3 +46,16 @@ def test_partial_fit_over_memmap_chunks_matches_fit(small_digits, tmp_path):
     # about 0.9 nats: the margin also catches a stream that stops learning early.
     streamed_elbo, in_memory_elbo = streamed.score(X_test), in_memory.score(X_test)
     assert abs(streamed_elbo - in_memory_elbo) < 0.5
+
+
+def test_a_first_chunk_of_one_row_warns_that_it_sets_the_units(small_digits):
+    # The first chunk fixes each feature's mean and spread; one row has no spread, so a
+    # column in large units never gets its own (held-out ELBO -1e9 in a user's report).
+    X, _ = small_digits
+    model = SparseVAE(**{**SETTINGS, "likelihood": "gaussian"})
+    with pytest.warns(UserWarning, match="from one row.*represents the data"):
+        model.partial_fit(X[:1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.partial_fit(X[1:2])  # later chunks of one row change nothing, and do not warn
+        SparseVAE(**SETTINGS).partial_fit(X[:2])
