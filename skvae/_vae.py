@@ -412,9 +412,16 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                     break
             else:
                 if not incremental and self.tol is not None:
+                    fix = (
+                        "increase max_iter."
+                        if self.early_stopping
+                        else "increase max_iter, or set early_stopping=True to stop on the ELBO "
+                        "of held-out rows (on a small data set the training ELBO can keep "
+                        "rising while the model overfits)."
+                    )
                     warnings.warn(
                         f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached "
-                        "and the ELBO has not converged yet; increase max_iter.",
+                        f"and the ELBO has not converged yet; {fix}",
                         ConvergenceWarning,
                         stacklevel=outside_stacklevel(),
                     )

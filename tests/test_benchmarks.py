@@ -108,3 +108,21 @@ def test_aggregate_mmd_trains_with_the_regularised_loss(benchmarks, small_digits
     assert np.isfinite(regularised.score(X))
     mixture = make_model("sparse-mixture/normal", args).fit(X)
     assert np.isfinite(mixture.score(X)) and np.isfinite(mixture.sample(5, random_state=0)).all()
+
+
+def test_the_small_tables_benchmark_runs(benchmarks, capsys, monkeypatch):
+    import bench_small_tables
+
+    monkeypatch.setattr("sys.argv", ["bench_small_tables.py", "--quick"])
+    # --quick shortens the budgets in place: give it a copy to shorten.
+    budgets = {name: dict(budget) for name, budget in bench_small_tables.BUDGETS.items()}
+    monkeypatch.setattr(bench_small_tables, "BUDGETS", budgets)
+    bench_small_tables.main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| wine")]
+    cells = {row.split("|")[3].strip(): row.strip("|").split("|") for row in rows}
+    assert list(cells) == list(bench_small_tables.MODELS)
+    for row in cells.values():
+        for cell in row[3:6]:  # "ELBO (epochs)" under each budget, all of 20 epochs here
+            score, epochs = cell.split()
+            assert np.isfinite(float(score)) and 1 <= int(epochs.strip("()")) <= 20
+    assert float(cells["GaussianVAE()"][-1]) == 0.0 < float(cells["SparseVAE()"][-1])

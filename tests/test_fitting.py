@@ -125,6 +125,10 @@ def test_non_convergence_warns_and_convergence_does_not(small_digits, recwarn):
     with pytest.warns(ConvergenceWarning, match=r"maximum iterations \(3\) reached") as caught:
         SparseVAE(**FAST).fit(X)
     assert caught[0].filename == __file__  # the warning points at the user's call
+    # Without early stopping it names it: on a small table more epochs can overfit.
+    assert "set early_stopping=True" in str(caught[0].message)
+    with pytest.warns(ConvergenceWarning, match="increase max_iter.$"):
+        SparseVAE(**{**FAST, "early_stopping": True}).fit(X)
     # A loose tolerance stops early without a warning: the first epoch improves on nothing,
     # and training stops after n_iter_no_change + 1 epochs that improve by less than tol.
     vae = SparseVAE(**{**FAST, "max_iter": 50, "tol": 100.0, "n_iter_no_change": 2}).fit(X)
