@@ -212,8 +212,12 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         likelihood = estimator.module_.likelihood  # the fitted head, whatever set_params says
         # The likelihood weighs the observed values as the estimator's score does: clipped to
         # its support, with a warning. They are returned as given.
-        incomplete, _ = check_values(X[rows], likelihood, type(self).__name__, support="clip")
-        check_distance_from_training(incomplete, estimator.module_.input, type(self).__name__)
+        incomplete, _, value_range = check_values(
+            X[rows], likelihood, type(self).__name__, support="clip"
+        )
+        check_distance_from_training(
+            incomplete, estimator.module_.input, type(self).__name__, value_range
+        )
         module, device = estimator.module_, estimator._device()
         seed = self._draw_seed()
         noise = fixed_noise(self.n_importance_samples, module.noise_width, device, seed)

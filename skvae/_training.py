@@ -35,8 +35,13 @@ def inference_batch_size(device, n_features, draws=1):
 
 def torch_can_wrap(values):
     """Whether ``torch.from_numpy`` can share the array's memory: not for read-only memory
-    (a read-only memmap), another byte order, or a negative stride (``X[::-1]``)."""
-    return values.flags.writeable and values.dtype.isnative and min(values.strides, default=0) >= 0
+    (a read-only memmap), another byte order, a negative stride (``X[::-1]``) or a stride
+    that is not a whole number of elements (a field of a structured array)."""
+    return (
+        values.flags.writeable
+        and values.dtype.isnative
+        and all(stride >= 0 and stride % values.itemsize == 0 for stride in values.strides)
+    )
 
 
 def as_tensor(X, device):

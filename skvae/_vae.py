@@ -310,7 +310,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             if continued:
                 self._move_to(device)
             else:
-                if incremental and X.shape[0] == 1:
+                # One row has no spread; a Bernoulli model's encoder reads the data raw.
+                raw = LIKELIHOODS[self.likelihood].encoder_input == "raw"
+                if incremental and X.shape[0] == 1 and not raw:
                     warnings.warn(
                         f"{type(self).__name__}.partial_fit builds the model from one row: each "
                         "feature's mean and spread, which the model keeps as its units, are "

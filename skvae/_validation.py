@@ -217,8 +217,9 @@ def check_values(values, likelihood, estimator_name, *, support="refuse", implic
     the support with an :class:`OutOfSupportWarning`), ``'ignore'`` (the encoder reads any
     value); ``implicit_zeros`` says that ``values`` are a sparse matrix's stored ones, beside
     zeros, which the warning's range then includes. Returns the values (clipped in a copy
-    where that was needed) and whether they may hold NaN (False when the first pass found
-    none).
+    where that was needed), whether they may hold NaN (False when the first pass found
+    none) and their (min, max) over the observed values (NaN where the first pass found a
+    NaN and ``support='ignore'``; with the implicit zeros).
 
     Valid data without NaN cost one min/max pass, a third of the passes the separate checks
     make; they run, to name the problem, only when that pass finds one (or when counts must
@@ -227,22 +228,23 @@ def check_values(values, likelihood, estimator_name, *, support="refuse", implic
     """
     largest = float(np.finfo(np.float32).max)
     low, high = likelihood.support
-    found_low, found_high = _value_range(values)
+    found_low, found_high = found = _value_range(values)
     # As skvae computes, in float32: a value that rounds into the support there is in it
     # (MinMaxScaler's 1 + 2.2e-16 is 1). NaN compares False.
     with np.errstate(over="ignore"):
         found_low, found_high = np.float32(found_low), np.float32(found_high)
     in_range = max(low, -largest) <= found_low and found_high <= min(high, largest)
     if in_range and (not likelihood.integer_valued or support == "ignore"):
-        return values, False
+        return values, False, found
     if not get_config()["assume_finite"]:
         assert_all_finite(values, allow_nan=True, input_name="X", estimator_name=estimator_name)
     check_float32_range(values)
     if support == "ignore":
-        return values, True
+        return values, True, found
     found_low, found_high = np.nanmin(values, initial=np.inf), np.nanmax(values, initial=-np.inf)
     if implicit_zeros:  # the values stored by a sparse matrix that also holds zeros
         found_low, found_high = min(found_low, 0.0), max(found_high, 0.0)
+    found = found_low, found_high
     if support == "clip" and (np.float32(found_low) < low or np.float32(found_high) > high):
         fix = (
             "Counts cannot be negative: check how these values were made."
@@ -258,8 +260,9 @@ def check_values(values, likelihood, estimator_name, *, support="refuse", implic
             stacklevel=outside_stacklevel(),
         )
         values = np.clip(values, low, high)
+        found = max(found_low, low), min(found_high, high)
     likelihood.check_data(values)
-    return values, True
+    return values, True, found
 
 
 def check_data(estimator, X, *, reset, support="refuse"):
@@ -280,7 +283,7 @@ def check_data(estimator, X, *, reset, support="refuse"):
     if sp.issparse(X):
         X = X.tocsr()
     values = X.data if sp.issparse(X) else X  # implicit zeros suit every likelihood
-    checked, maybe_missing = check_values(
+    checked, maybe_missing, value_range = check_values(
         values,
         # The fitted module's head, which set_params(likelihood=...) after fit does not change.
         LIKELIHOODS[estimator.likelihood] if reset else estimator.module_.likelihood,
@@ -297,67 +300,88 @@ def check_data(estimator, X, *, reset, support="refuse"):
     if maybe_missing:
         check_observed(X, estimator, fitting=reset)
     if not reset:
-        check_distance_from_training(X, estimator.module_.input, type(estimator).__name__)
+        check_distance_from_training(
+            X, estimator.module_.input, type(estimator).__name__, value_range
+        )
     return X
 
 
-# Training standard deviations from a feature's training mean beyond which a value overflows
-# float32 in the model: the Gaussian likelihood squares its distance in units of a scale that
-# can be a thousandth of the feature's spread, and float32 overflows above 3.4e38.
+# How far from the training data new values may lie, as the model reads each feature: in
+# the data's units, |x - training mean| (torch's Normal squares it before dividing by the
+# variance, and float32 overflows above 3.4e38); in training standard deviations (the Gaussian
+# likelihood's scale can be a thousandth of one); and for counts, which the encoder reads
+# after log1p, the count itself (a Poisson log-likelihood overflows from about 1e36).
+MAX_DISTANCE = 1e18
 MAX_STANDARD_DEVIATIONS = 1e16
+MAX_COUNT = 1e30
 
 
-def check_distance_from_training(X, encoder_input, estimator_name):
-    """Refuse values more than ``MAX_STANDARD_DEVIATIONS`` training standard deviations from
-    their feature's training mean, as the encoder standardizes them in float32 (raw values
-    for a raw encoder input; none for log1p's, which no float32 value overflows): float32
-    arithmetic overflows on them, and they are placeholders for missing values far more
-    often than data. X is a dense array or a CSR matrix, NaN for missing values; infinities
-    are left to the finiteness check. One min/max pass decides whether the per-feature pass
-    must run."""
-    if encoder_input.log1p:
-        return
-    shift = encoder_input.shift.cpu().numpy()
-    scale = encoder_input.scale.cpu().numpy()
+def check_distance_from_training(X, encoder_input, estimator_name, value_range=None):
+    """Refuse values so far from the training data that the model's float32 arithmetic can
+    overflow on them (see ``MAX_DISTANCE``): they are placeholders for missing values (1e20,
+    netCDF's 9.97e36) far more often than data. X is a dense array or a CSR matrix, NaN for
+    missing values; infinities are left to the finiteness check. ``value_range``, the (min,
+    max) that :func:`check_values` found, decides whether the per-feature pass must run."""
     values = X.data if sp.issparse(X) else X
-    low, high = _value_range(values)
+    low, high = value_range if value_range is not None else (np.nan, np.nan)
     if np.isnan(low) or np.isnan(high):
         low, high = np.fmin.reduce(values, axis=None), np.fmax.reduce(values, axis=None)
-    if sp.issparse(X):
-        low, high = min(low, 0.0), max(high, 0.0)
-    bound = (max(abs(float(low)), abs(float(high))) + np.abs(shift).max()) / scale.min()
-    if not bound > MAX_STANDARD_DEVIATIONS:
+    if sp.issparse(X) and X.nnz < np.prod(X.shape):
+        low, high = min(low, 0.0), max(high, 0.0)  # the implicit zeros
+    low, high = float(low), float(high)
+    if encoder_input.log1p:
+        limits = np.zeros(1), np.ones(1), MAX_COUNT, np.inf
+    else:
+        shift = encoder_input.shift.double().cpu().numpy()
+        unit = encoder_input.scale.double().cpu().numpy()
+        limits = shift, unit, MAX_DISTANCE, MAX_STANDARD_DEVIATIONS
+    shift, unit, max_distance, max_units = limits
+    widest = max(high - shift.min(), shift.max() - low)  # the most any |x - shift| can be
+    if widest <= max_distance and widest / unit.min() <= max_units:
         return
-
-    def from_shift(values, shift):  # the values as rounded to float32, as the encoder reads them
-        return np.abs(values.astype(np.float32).astype(np.float64) - shift)
-
-    shift, scale = shift.astype(np.float64), scale.astype(np.float64)
-    with np.errstate(invalid="ignore"):  # inf - inf: left to the finiteness check
-        if sp.issparse(X):
-            columns = X.indices
-            distance = from_shift(values, shift[columns]) / scale[columns]
-        else:
-            columns = np.arange(X.shape[1])
-            ends = [np.fmin.reduce(values, axis=0), np.fmax.reduce(values, axis=0)]
-            far_low, far_high = (from_shift(end, shift) for end in ends)
-            values = np.where(far_low > far_high, *ends)
-            distance = np.fmax(far_low, far_high) / scale
-    distance = np.nan_to_num(distance, nan=0.0, posinf=0.0)
-    worst = int(np.argmax(distance))
-    if distance[worst] > MAX_STANDARD_DEVIATIONS:
+    if sp.issparse(X):
+        columns = X.indices
+        candidates = values.astype(np.float64)
+        zeros = np.flatnonzero(np.bincount(columns, minlength=X.shape[1]) < X.shape[0])
+        columns, candidates = np.r_[columns, zeros], np.r_[candidates, np.zeros(zeros.size)]
+    else:
+        ends = np.fmin.reduce(values, axis=0), np.fmax.reduce(values, axis=0)
+        far = np.abs(ends[0] - shift) > np.abs(ends[1] - shift)
+        columns, candidates = np.arange(X.shape[1]), np.where(far, *ends).astype(np.float64)
+    if encoder_input.log1p:
+        columns_shift, columns_unit = np.zeros(columns.size), np.ones(columns.size)
+    else:
+        columns_shift, columns_unit = shift[columns], unit[columns]
+    # As the model reads them, in float32, whose resolution at a feature's mean is also the
+    # least spread it can have (a constant column near 1e24 has a unit of 1, and its values
+    # differ from its mean by rounding alone).
+    resolution = np.finfo(np.float32).eps * np.abs(columns_shift)
+    columns_unit = np.maximum(columns_unit, resolution)
+    max_distance = np.maximum(max_distance, 1e6 * resolution)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf: left to the finiteness check
+        candidates = candidates.astype(np.float32).astype(np.float64)
+        distance = np.abs(candidates - columns_shift)
+        too_far = (distance > max_distance) | (distance / columns_unit > max_units)
+    too_far &= np.isfinite(candidates)
+    if not too_far.any():
+        return
+    worst = np.flatnonzero(too_far)[np.argmax(distance[too_far])]
+    if encoder_input.log1p:
+        where = f"a count above {MAX_COUNT:.0e}"
+    elif distance[worst] > max_distance[worst]:
+        where = f"{distance[worst]:.1e} from that feature's training mean"
+    else:
         where = (
-            "which its encoder reads as it is"
-            if encoder_input.kind == "raw"
-            else f"{distance[worst]:.1e} training standard deviations from that feature's "
-            "training mean"
+            f"{distance[worst] / columns_unit[worst]:.1e} training standard deviations from "
+            "that feature's training mean"
         )
-        raise ValueError(
-            f"X has the value {values[worst]:g} in feature {columns[worst]}, {where}: "
-            f"{estimator_name} computes in float32, which overflows that far out. Such a "
-            "value is usually a placeholder for a missing one: replace it with NaN, which "
-            "skvae reads as missing (with VAEImputer, set missing_values to it)."
-        )
+    raise ValueError(
+        f"X has the value {candidates[worst]:g} in feature {columns[worst]}, {where}. "
+        f"{estimator_name} refuses values this far from its training data, where the "
+        "likelihood's float32 arithmetic can overflow. Such a value is usually a placeholder "
+        "for a missing one: replace it with NaN, which skvae reads as missing (with "
+        "VAEImputer, set missing_values to it)."
+    )
 
 
 def has_missing(X):

@@ -208,8 +208,9 @@ def test_values_beyond_float32_are_refused(small_digits, method):
 @pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
 @pytest.mark.parametrize("fmt", ["dense", "csr"])
 def test_placeholders_far_beyond_the_training_data_are_refused(small_digits, likelihood, fmt):
-    # 1e20 is within float32's range but overflows it once standardized and squared: before,
-    # transform and score_samples gave NaN or -inf, and VAEImputer left the holes unfilled.
+    # 1e20 is within float32's range, but 1e19 spreads from the training mean the Gaussian
+    # likelihood overflows: score_samples gave -inf, and VAEImputer left holes unfilled.
+    # transform refuses it too: it is a placeholder, not data.
     X, _ = small_digits
     vae = GaussianVAE(**{**FAST, "likelihood": likelihood}).fit(X)
     as_format = sp.csr_matrix if fmt == "csr" else np.asarray
@@ -241,13 +242,65 @@ def test_the_imputer_names_a_placeholder_it_was_not_told_about():
     assert np.isfinite(told.fit(np.where(np.isnan(X), 9.96921e36, X)).transform(holed)).all()
 
 
-def test_huge_counts_are_not_placeholders(counts):
-    # log1p brings every float32 count below 89: nothing overflows, nothing is refused.
-    vae = SparseVAE(**{**FAST, "likelihood": "poisson"}).fit(counts)
+@pytest.mark.parametrize("likelihood", ["poisson", "negative-binomial"])
+def test_counts_are_refused_only_where_their_likelihood_overflows(counts, likelihood):
+    # The encoder reads log1p of a count, but a Poisson log-likelihood overflows from about
+    # 1e36 and a negative binomial one gave NaN from 1e37 (netCDF's fill value is 9.97e36).
+    vae = SparseVAE(**{**FAST, "likelihood": likelihood}).fit(counts)
     huge = counts[:5].toarray()
     huge[0, 0] = 1e20
     assert np.isfinite(vae.transform(huge)).all()
     assert np.isfinite(vae.score_samples(huge)).all()
+    huge[0, 0] = 9.96921e36
+    for data in (huge, sp.csr_matrix(huge)):
+        with pytest.raises(ValueError, match="a count above 1e"):
+            vae.score_samples(data)
+
+
+def test_placeholders_in_columns_of_large_units_are_refused():
+    # An income column (spread 1e5): 1e20 is 1e15 spreads out, but its square in the
+    # data's units overflows float32 (score_samples gave -inf, VAEImputer NaN).
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 4))
+    X[:, 0] = 1e6 + 1e5 * rng.normal(size=300)
+    vae = GaussianVAE(**FAST).fit(X)
+    new = X[:5].copy()
+    new[2, 0] = 1e20
+    with pytest.raises(ValueError, match=r"value 1e\+20 in feature 0, 1\.0e\+20 from"):
+        vae.score_samples(new)
+    new[2, 0] = 1e12  # far, but the arithmetic holds: scored, not refused
+    assert np.isfinite(vae.score_samples(new)).all()
+
+
+def test_a_constant_column_in_large_units_is_not_a_placeholder():
+    # Its unit is 1 and its values differ from its float32 mean by rounding (about 1e17
+    # here): measured against float32's resolution at the mean, they are where they were.
+    X = np.random.RandomState(0).normal(size=(50, 3))
+    X[:, 1] = 2.74022147e24 * (1 + 1e-9 * np.arange(50))
+    vae = GaussianVAE(**FAST).fit(X)
+    assert np.isfinite(vae.transform(X)).all()
+
+
+def test_implicit_zeros_are_checked_as_dense_zeros_are():
+    X = np.random.RandomState(0).normal(size=(50, 3))
+    X[:, 1] = 1e19 * (1 + 1e-3 * np.arange(50) / 50)  # a 0 is 1e19 out: its square overflows
+    vae = GaussianVAE(**FAST).fit(X)
+    new = X[:4].copy()
+    new[0, 1] = 0.0
+    for data in (new, sp.csr_matrix(new)):  # the sparse 0 is implicit
+        with pytest.raises(ValueError, match=r"value 0 in feature 1, 1\.0e\+19 from"):
+            vae.transform(data)
+
+
+def test_the_placeholder_check_warns_about_nothing_else(small_digits):
+    X, _ = small_digits
+    vae = GaussianVAE(**FAST).fit(X * np.linspace(0.01, 1, X.shape[1]))  # small spreads
+    new = X[:3].copy()
+    new[0, 2] = 9.96921e36
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow RuntimeWarning before the ValueError
+        with pytest.raises(ValueError, match="placeholder"):
+            vae.transform(new)
 
 
 CONTAINERS = {

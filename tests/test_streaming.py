@@ -59,3 +59,4 @@ def test_a_first_chunk_of_one_row_warns_that_it_sets_the_units(small_digits):
         warnings.simplefilter("error")
         model.partial_fit(X[1:2])  # later chunks of one row change nothing, and do not warn
         SparseVAE(**SETTINGS).partial_fit(X[:2])
+        SparseVAE(**SETTINGS).partial_fit(X[:1])  # Bernoulli: the encoder reads raw data
