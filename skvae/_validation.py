@@ -316,26 +316,26 @@ MAX_STANDARD_DEVIATIONS = 1e16
 MAX_COUNT = 1e30
 
 
-def check_distance_from_training(X, encoder_input, estimator_name, value_range=None):
+def check_distance_from_training(X, encoder_input, estimator_name, value_range):
     """Refuse values so far from the training data that the model's float32 arithmetic can
     overflow on them (see ``MAX_DISTANCE``): they are placeholders for missing values (1e20,
     netCDF's 9.97e36) far more often than data. X is a dense array or a CSR matrix, NaN for
     missing values; infinities are left to the finiteness check. ``value_range``, the (min,
     max) that :func:`check_values` found, decides whether the per-feature pass must run."""
     values = X.data if sp.issparse(X) else X
-    low, high = value_range if value_range is not None else (np.nan, np.nan)
+    low, high = value_range
     if np.isnan(low) or np.isnan(high):
         low, high = np.fmin.reduce(values, axis=None), np.fmax.reduce(values, axis=None)
     if sp.issparse(X) and X.nnz < np.prod(X.shape):
         low, high = min(low, 0.0), max(high, 0.0)  # the implicit zeros
     low, high = float(low), float(high)
-    if encoder_input.log1p:
-        limits = np.zeros(1), np.ones(1), MAX_COUNT, np.inf
+    if encoder_input.log1p:  # counts: measured from 0, in counts
+        shift, unit = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        max_distance, max_units = MAX_COUNT, np.inf
     else:
         shift = encoder_input.shift.double().cpu().numpy()
         unit = encoder_input.scale.double().cpu().numpy()
-        limits = shift, unit, MAX_DISTANCE, MAX_STANDARD_DEVIATIONS
-    shift, unit, max_distance, max_units = limits
+        max_distance, max_units = MAX_DISTANCE, MAX_STANDARD_DEVIATIONS
     widest = max(high - shift.min(), shift.max() - low)  # the most any |x - shift| can be
     if widest <= max_distance and widest / unit.min() <= max_units:
         return
@@ -348,10 +348,7 @@ def check_distance_from_training(X, encoder_input, estimator_name, value_range=N
         ends = np.fmin.reduce(values, axis=0), np.fmax.reduce(values, axis=0)
         far = np.abs(ends[0] - shift) > np.abs(ends[1] - shift)
         columns, candidates = np.arange(X.shape[1]), np.where(far, *ends).astype(np.float64)
-    if encoder_input.log1p:
-        columns_shift, columns_unit = np.zeros(columns.size), np.ones(columns.size)
-    else:
-        columns_shift, columns_unit = shift[columns], unit[columns]
+    columns_shift, columns_unit = shift[columns], unit[columns]
     # As the model reads them, in float32, whose resolution at a feature's mean is also the
     # least spread it can have (a constant column near 1e24 has a unit of 1, and its values
     # differ from its mean by rounding alone).
