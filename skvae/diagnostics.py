@@ -6,7 +6,7 @@ codes as returned by ``transform``, or filters as rows of an array, and return N
 """
 
 import math
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -66,18 +66,26 @@ def hoyer_sparsity(Z, *, standardize=True):
     >>> hoyer_sparsity([[1.0, 1.0, 1.0], [2.0, -2.0, 2.0]], standardize=False)
     0.0
     """
+    check_scalar(standardize, "standardize", (bool, np.bool_))
     Z = check_array(Z, dtype=np.float64, input_name="Z")
     n_components = Z.shape[1]
     if n_components < 2:
         raise ValueError(f"Hoyer sparsity needs at least 2 dimensions, got {n_components}.")
     if standardize:
-        std = Z.std(axis=0)
-        Z = Z / np.where(std > 0, std, 1.0)
+        Z = Z / np.where(_constant_columns(Z), 1.0, Z.std(axis=0))
     l1, l2 = np.abs(Z).sum(axis=1), np.linalg.norm(Z, axis=1)
     ratio = np.divide(l1, l2, out=np.full_like(l1, math.sqrt(n_components)), where=l2 > 0)
     root = math.sqrt(n_components)
     # The measure lies in [0, 1]; clipping removes rounding error at the ends.
     return float(np.clip(np.mean((root - ratio) / (root - 1)), 0.0, 1.0))
+
+
+def _constant_columns(A):
+    """Columns of A whose spread is rounding error of their mean, by StandardScaler's
+    bound: a column of 0.7s has a computed standard deviation of about 1e-16, not 0."""
+    n, eps = A.shape[0], np.finfo(np.float64).eps
+    mean, var = A.mean(axis=0), A.var(axis=0)
+    return var <= n * eps * var + (n * mean * eps) ** 2
 
 
 def latent_activity(estimator, X):
@@ -117,6 +125,9 @@ def active_units(estimator, X, *, threshold=0.01):
     ----------
     Y. Burda, R. Grosse, R. Salakhutdinov, "Importance weighted autoencoders", ICLR 2016.
     """
+    check_scalar(threshold, "threshold", Real)
+    if np.isnan(threshold):
+        raise ValueError("threshold must be a number, got nan.")
     return int(np.sum(latent_activity(estimator, X) > threshold))
 
 
@@ -166,8 +177,9 @@ def log_likelihood(estimator, X, *, n_samples=1000, random_state=0):
     n_samples : int, default=1000
         Importance samples K per row.
     random_state : int, RandomState instance or None, default=0
-        Seed of the draws, shared by all rows: with an int the same call gives the same
-        numbers; None draws fresh ones.
+        Seed of the draws, shared by all rows: with an int (0 to 2**32 - 1, the seed of
+        torch's generator itself) the same call gives the same numbers; a RandomState
+        instance is drawn from for a seed; None draws fresh ones.
 
     Returns
     -------
@@ -177,6 +189,8 @@ def log_likelihood(estimator, X, *, n_samples=1000, random_state=0):
     check_scalar(n_samples, "n_samples", Integral, min_val=1)
     n_samples = int(n_samples)
     if isinstance(random_state, Integral):
+        # As check_random_state's seeds: torch's CPU generator reads only the low 32 bits.
+        check_scalar(random_state, "random_state", Integral, min_val=0, max_val=2**32 - 1)
         seed = int(random_state)
     else:
         seed = int(random_state_or_entropy(random_state).randint(np.iinfo(np.int32).max))
@@ -387,7 +401,7 @@ def gabor_fit(filters, *, patch_shape=None):
         vector from the column axis towards the row axis, in radians; ``frequency``, in
         cycles per pixel; ``phase``; ``sigma_x`` and ``sigma_y``, the widths of the
         envelope across and along the stripes, in pixels; and ``offset``. A constant filter
-        has R² 0.
+        (up to rounding) has R² 0, and R² does not depend on the filters' scale.
 
     References
     ----------
@@ -445,11 +459,17 @@ def gabor_fit(filters, *, patch_shape=None):
 
     r2 = np.zeros(n_filters)
     fitted = np.zeros((n_filters, len(_GABOR_PARAMS)))
+    constant = _constant_columns(filters.T)
     for i, image in enumerate(filters):
-        total = np.sum((image - image.mean()) ** 2)
-        fitted[i, 8] = image.mean()
-        if total == 0:
+        # Fitted in units of the filter's own spread, so that R² does not depend on the
+        # filters' scale (least_squares' gradient tolerance is absolute); the amplitude and
+        # offset are scaled back below.
+        mean, std = image.mean(), image.std()
+        fitted[i, 8] = mean
+        if constant[i]:
             continue
+        image = (image - mean) / std
+        total = np.sum(image**2)
         best = np.inf
         for start in _gabor_starts(image.reshape(height, width), rows, columns):
             start = np.clip(start, lower, upper)
@@ -467,6 +487,9 @@ def gabor_fit(filters, *, patch_shape=None):
             if 2 * result.cost < best:
                 best, fitted[i] = 2 * result.cost, result.x
         r2[i] = max(1.0 - best / total, 0.0)
+        if np.isfinite(best):
+            fitted[i, 0] *= std
+            fitted[i, 8] = fitted[i, 8] * std + mean
     # One parameter vector per Gabor: a positive amplitude (a sign is a phase of pi), and an
     # orientation in [0, pi) (turning by pi mirrors u and v, the same as negating the phase).
     negative = fitted[:, 0] < 0

@@ -26,6 +26,21 @@ def test_hoyer_sparsity_standardizes_each_dimension():
     )
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         dg.hoyer_sparsity(dense[:, :1])
+    with pytest.raises(TypeError, match="standardize"):
+        dg.hoyer_sparsity(dense, standardize="no")
+
+
+@pytest.mark.parametrize("constant", [0.7, 0.1, 123.456, 1e-8, 0.5])
+def test_hoyer_sparsity_leaves_a_constant_dimension_as_it_is(constant):
+    # Most constants have a computed standard deviation of about 1e-16, not 0; dividing by
+    # it made the constant dimension the single active entry of every code (Hoyer 1.0).
+    codes = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    with_constant = np.column_stack([np.full(3, constant), codes])
+    standardized = codes / codes.std(axis=0)
+    expected = dg.hoyer_sparsity(
+        np.column_stack([np.full(3, constant), standardized]), standardize=False
+    )
+    assert dg.hoyer_sparsity(with_constant) == pytest.approx(expected, abs=1e-12)
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +141,19 @@ def test_log_likelihood_takes_numpy_integers_and_random_states(small_digits):
     assert np.isfinite(dg.log_likelihood(vae, rows, n_samples=8, random_state=None)).all()
     with pytest.raises(ValueError, match="cannot be used to seed"):
         dg.log_likelihood(vae, rows, n_samples=8, random_state="zero")
+    # torch's generator reads the low 32 bits of a seed: 2**32 would repeat the draws of 0.
+    for seed in (-1, 2**32, 2**64):
+        with pytest.raises(ValueError, match="random_state"):
+            dg.log_likelihood(vae, rows, n_samples=8, random_state=seed)
+    assert np.isfinite(dg.log_likelihood(vae, rows, n_samples=8, random_state=2**32 - 1)).all()
+
+
+def test_active_units_rejects_a_threshold_that_is_not_a_number(gaussian_vae, small_digits):
+    X, _ = small_digits
+    with pytest.raises(ValueError, match="threshold must be a number, got nan"):
+        dg.active_units(gaussian_vae, X[:50], threshold=float("nan"))
+    with pytest.raises(TypeError, match="threshold"):
+        dg.active_units(gaussian_vae, X[:50], threshold="0.1")
 
 
 def gabor(shape, amplitude, row, column, orientation, frequency, phase, sigma_x, sigma_y):
@@ -202,9 +230,25 @@ def test_gabor_fit_shapes_and_edge_cases():
         "sigma_y",
         "offset",
     }
+    # Constants whose computed mean is not exact, whose residuals are rounding error.
+    constants = dg.gabor_fit(np.full((3, 144), [[0.39], [0.7], [123.456]]))
+    np.testing.assert_array_equal(constants.r2, 0)
+    np.testing.assert_allclose(constants.offset, [0.39, 0.7, 123.456])
     with pytest.raises(ValueError, match="not a square number; pass patch_shape"):
         dg.gabor_fit([wide])
     with pytest.raises(ValueError, match="does not fit filters of 60 pixels"):
         dg.gabor_fit([wide], patch_shape=(5, 10))
     with pytest.raises(ValueError, match=r"patch_shape must be \(height, width\), got \(60,\)"):
         dg.gabor_fit([wide], patch_shape=(60,))
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 1e4])
+def test_gabor_fit_does_not_depend_on_the_filters_scale(scale):
+    filters = np.array([gabor((12, 12), *params) for params in GABORS[:2]])
+    filters = np.vstack([filters, np.random.RandomState(0).normal(size=(2, 144))]) + 0.3
+    unit, scaled = dg.gabor_fit(filters), dg.gabor_fit(scale * filters)
+    np.testing.assert_allclose(scaled.r2, unit.r2, atol=1e-6)
+    # The Gabors' parameters scale with them (the noise filters' fits are ill-determined).
+    np.testing.assert_allclose(scaled.amplitude[:2], scale * unit.amplitude[:2], rtol=1e-5)
+    np.testing.assert_allclose(scaled.offset[:2], scale * unit.offset[:2], rtol=1e-5)
+    np.testing.assert_allclose(scaled.frequency[:2], unit.frequency[:2], rtol=1e-5)

@@ -113,6 +113,9 @@ def make_sparse_sources(
         raise ValueError(f"mixing must be 'linear' or 'nonlinear', got {mixing!r}.")
     check_scalar(sparsity, "sparsity", Real, min_val=0, max_val=1, include_boundaries="left")
     check_scalar(noise, "noise", Real, min_val=0)
+    for name, value in [("sparsity", sparsity), ("noise", noise)]:
+        if np.isnan(value):  # check_scalar's comparisons are all False for NaN
+            raise ValueError(f"{name} must be a number, got nan.")
     random_state = random_state_or_entropy(random_state)
 
     # The mixing is drawn first, so that a seed gives the same mixing for any n_samples.
