@@ -89,11 +89,12 @@ def _constant_columns(A):
 
 
 def latent_activity(estimator, X):
-    """Variance over the data of each dimension of the posterior location.
+    """Variance over the data of each dimension of the code that ``transform`` returns.
 
     Burda et al. (2016) call a dimension active when this exceeds 0.01: the code moves with
-    the input rather than staying at the prior. The posterior location (``transform``) stands
-    in for the posterior mean, which a Cauchy posterior does not have.
+    the input rather than staying at the prior. The code stands in for the posterior mean,
+    which a Cauchy posterior does not have: the posterior location, or for the thresholded
+    and spike-and-slab posteriors the thresholded or gated location.
 
     Parameters
     ----------
