@@ -223,7 +223,11 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         noise = fixed_noise(self.n_importance_samples, module.noise_width, device, seed)
         generator = None
         if self.sample_posterior:
-            generator = torch.Generator(device=device).manual_seed(seed)
+            # Resampling and the draws of x_m need uniforms of their own: a generator seeded
+            # as the noise's would repeat the noise's, and the draws would not be samples of
+            # p(x_m | x_o).
+            resampling_seed = int(np.random.SeedSequence([seed, 2]).generate_state(1)[0])
+            generator = torch.Generator(device=device).manual_seed(resampling_seed)
         filled = map_batches(
             lambda x: module.impute(x, noise, generator),
             incomplete,

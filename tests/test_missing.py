@@ -165,6 +165,26 @@ def test_imputer_is_reproducible_and_draws_multiple_imputations(cancer):
     assert 0.1 < spread < 2
 
 
+def test_imputer_draws_use_uniforms_of_their_own(cancer, monkeypatch):
+    # Sampling importance resampling needs the resampling and the draws of x_m independent
+    # of the importance sample; the generator once repeated the noise's own uniforms.
+    X_missing, _ = _holes(cancer[:50], 0.3)
+    sampler = VAEImputer(SMALL_VAE, sample_posterior=True, random_state=0).fit(X_missing)
+    module, seen = sampler.estimator_.module_, []
+    impute = module.impute
+
+    def spy(x, noise, generator):
+        state = generator.get_state()
+        seen.append((noise.ravel()[:20].clone(), torch.rand(20, generator=generator)))
+        generator.set_state(state)
+        return impute(x, noise, generator)
+
+    monkeypatch.setattr(module, "impute", spy)
+    sampler.transform(X_missing)
+    noise, resampling = seen[0]
+    assert not torch.isin(resampling, noise).any()
+
+
 def test_imputer_takes_another_placeholder_and_float32(cancer):
     X_missing, holes = _holes(cancer[:200], 0.3)
     imputer = VAEImputer(SMALL_VAE, random_state=0)
