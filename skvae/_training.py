@@ -338,6 +338,24 @@ class StoppingRule:
         self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
         return self.tol is not None and self._no_improvement_count > self.n_iter_no_change
 
+    def marks(self):
+        """What :meth:`update` changes, to return to with :meth:`restore_marks` (the best
+        state is replaced, never changed in place, so its reference is enough)."""
+        n_scores = None if self.validation_scores is None else len(self.validation_scores)
+        return (
+            self.best_loss,
+            n_scores,
+            self.best_validation_score,
+            self._best_state,
+            self._no_improvement_count,
+        )
+
+    def restore_marks(self, marks):
+        self.best_loss, n_scores, self.best_validation_score = marks[:3]
+        self._best_state, self._no_improvement_count = marks[3:]
+        if n_scores is not None:
+            del self.validation_scores[n_scores:]
+
     def restore_best(self, module):
         """Load the weights of the best-scoring epoch into ``module`` (under ``validation``)."""
         if self._best_state is not None:

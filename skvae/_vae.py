@@ -393,19 +393,29 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         self.module_.train()
         with ProgressReporter(self.verbose, n_epochs, type(self).__name__) as progress:
             for _ in range(n_epochs):
-                start = time.perf_counter()
-                warmup = self._kl_warmup_factor(self.n_iter_ + 1)
-                kl_weight.fill_(self.beta * warmup)
-                result = self._guarded_epoch(step, X, X_val, generator)
-                if result is None:  # interrupted or diverged, and restored
+                # Ctrl-C anywhere in an epoch, its bookkeeping included, undoes the epoch.
+                marks = state = None
+                try:
+                    marks = self.n_iter_, len(self.loss_curve_), rule.marks()
+                    state = self._training_state()
+                    start = time.perf_counter()
+                    warmup = self._kl_warmup_factor(self.n_iter_ + 1)
+                    kl_weight.fill_(self.beta * warmup)
+                    result = self._guarded_epoch(step, X, X_val, generator, state)
+                    if result is None:  # diverged, and restored
+                        break
+                    loss, score = result
+                    stop = rule.update(self.module_, loss, score, warmup=warmup < 1)
+                    self.n_iter_ += 1
+                    self.loss_curve_.append(loss)
+                    shown_weight = self.beta * warmup if warmup < 1 else None
+                    elapsed = time.perf_counter() - start
+                    progress.epoch(
+                        self.n_iter_, loss, elapsed, score=score, kl_weight=shown_weight
+                    )
+                except KeyboardInterrupt:
+                    self._undo_interrupted_epoch(state, marks, rule)
                     break
-                loss, score = result
-                self.n_iter_ += 1
-                self.loss_curve_.append(loss)
-                stop = rule.update(self.module_, loss, score, warmup=warmup < 1)
-                shown_weight = self.beta * warmup if warmup < 1 else None
-                elapsed = time.perf_counter() - start
-                progress.epoch(self.n_iter_, loss, elapsed, score=score, kl_weight=shown_weight)
                 if stop:
                     progress.write(
                         f"{rule.monitored} did not improve more than tol={self.tol} for "
@@ -434,26 +444,32 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             self.validation_scores_ = rule.validation_scores
             self.best_validation_score_ = rule.best_validation_score
 
-    def _guarded_epoch(self, step, X, X_val, generator):
-        """One epoch of training, then the validation ELBO if ``X_val`` is given: ``(loss,
-        score)``. An epoch interrupted by Ctrl-C, or ending with a non-finite loss or weights,
-        returns the module and optimizer to their state before it, warns and gives None; a
-        first epoch without a finite step raises instead."""
-        name = type(self).__name__
-        state = self._training_state()
-        try:
-            loss = self._run_epoch(step, X, generator)
-            finite = math.isfinite(loss) and self._weights_are_finite()
-            score = float(self._elbo(X_val).mean()) if finite and X_val is not None else None
-        except KeyboardInterrupt:
+    def _undo_interrupted_epoch(self, state, marks, rule):
+        """Return to the end of the last completed epoch after Ctrl-C: the module and
+        optimizer to ``state``, the record and the stopping rule to ``marks`` (either None
+        if the interrupt came before it was taken, when nothing had changed yet)."""
+        if state is not None:
             self._set_training_state(state)
-            warnings.warn(
-                f"{name}: fit interrupted during epoch {self.n_iter_ + 1}; the model keeps "
-                f"the weights of the last completed epoch ({self.n_iter_}).",
-                UserWarning,
-                stacklevel=outside_stacklevel(),
-            )
-            return None
+        if marks is not None:
+            self.n_iter_, n_losses, rule_marks = marks
+            del self.loss_curve_[n_losses:]
+            rule.restore_marks(rule_marks)
+        warnings.warn(
+            f"{type(self).__name__}: fit interrupted during epoch {self.n_iter_ + 1}; the "
+            f"model keeps the weights of the last completed epoch ({self.n_iter_}).",
+            UserWarning,
+            stacklevel=outside_stacklevel(),
+        )
+
+    def _guarded_epoch(self, step, X, X_val, generator, state):
+        """One epoch of training, then the validation ELBO if ``X_val`` is given: ``(loss,
+        score)``. An epoch ending with a non-finite loss or weights returns the module and
+        optimizer to ``state``, their state before it, warns and gives None; a first epoch
+        without a finite step raises instead."""
+        name = type(self).__name__
+        loss = self._run_epoch(step, X, generator)
+        finite = math.isfinite(loss) and self._weights_are_finite()
+        score = float(self._elbo(X_val).mean()) if finite and X_val is not None else None
         if finite:
             return loss, score
         self._set_training_state(state)

@@ -21,6 +21,7 @@ from sklearn.exceptions import ConvergenceWarning
 from skvae import GaussianVAE, SparseVAE
 from skvae._training import (
     FLUSH_INTERVAL,
+    StoppingRule,
     flush_subnormal_moments,
     inference_batch_size,
     make_optimizer,
@@ -264,25 +265,42 @@ def test_a_fit_without_a_single_finite_step_raises_and_keeps_the_old_model(small
     assert vae.n_iter_ == 3
 
 
-def test_interrupted_fit_keeps_the_last_completed_epoch(small_digits):
+@pytest.mark.parametrize("where", ["training", "snapshot", "bookkeeping"])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_interrupted_fit_keeps_the_last_completed_epoch(
+    small_digits, monkeypatch, where, early_stopping
+):
+    # Ctrl-C during the third epoch: in its training pass, while the state it would return
+    # to is copied, or after it trained, while the stopping rule records it.
     X, _ = small_digits
-    reference = SparseVAE(**{**FAST, "max_iter": 2}).fit(X)
+    params = {**FAST, "early_stopping": early_stopping, "tol": None}
+    reference = SparseVAE(**{**params, "max_iter": 2}).fit(X)
     calls = []
 
-    class InterruptedOnThirdEpoch(SparseVAE):
-        def _run_epoch(self, step, X, generator):
+    def third_call(method):
+        def interrupted(self, *args, **kwargs):
             calls.append(1)
             if len(calls) == 3:
-                raise KeyboardInterrupt  # as Ctrl-C during the third epoch
-            return super()._run_epoch(step, X, generator)
+                raise KeyboardInterrupt
+            return method(self, *args, **kwargs)
 
-    vae = InterruptedOnThirdEpoch(**{**FAST, "max_iter": 5})
+        return interrupted
+
+    if where == "training":
+        monkeypatch.setattr(SparseVAE, "_run_epoch", third_call(SparseVAE._run_epoch))
+    elif where == "snapshot":
+        monkeypatch.setattr(SparseVAE, "_training_state", third_call(SparseVAE._training_state))
+    else:
+        monkeypatch.setattr(StoppingRule, "update", third_call(StoppingRule.update))
+    vae = SparseVAE(**{**params, "max_iter": 5})
     with pytest.warns(UserWarning, match=r"interrupted during epoch 3.*epoch \(2\)") as caught:
         vae.fit(X)
     assert caught[0].filename == __file__
-    assert vae.n_iter_ == 2 and len(vae.loss_curve_) == 2
+    assert vae.n_iter_ == 2 and vae.loss_curve_ == reference.loss_curve_
+    assert vae.validation_scores_ == reference.validation_scores_
     assert same_weights(weights(vae), weights(reference))
-    vae.partial_fit(X)  # training goes on from there
+    monkeypatch.undo()
+    vae.set_params(early_stopping=False).partial_fit(X)  # training goes on from there
     assert vae.n_iter_ == 3
 
 
