@@ -24,7 +24,7 @@ from sklearn.utils import check_scalar
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._families import LIKELIHOODS, POSTERIORS, PRIORS
+from ._families import LIKELIHOODS, POSITIVE, POSTERIORS, PRIORS
 from ._module import ACTIVATIONS, VAEModule
 from ._training import (
     ProgressReporter,
@@ -44,6 +44,7 @@ from ._validation import (
     check_architecture,
     check_codes,
     check_data,
+    check_float32_value,
     check_params_in_use,
     family_params,
     has_missing,
@@ -524,7 +525,11 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             "prior_params": prior_params,
             "posterior_params": posterior_params,
             "encoder_input": LIKELIHOODS[self.likelihood].encoder_input,
-            "prior_scale": self.prior_scale,
+            "prior_scale": (
+                self.prior_scale
+                if self.prior_scale == "learned"
+                else check_float32_value(self.prior_scale, "prior_scale", POSITIVE)
+            ),
         }
 
     def _kl_warmup_factor(self, epoch):

@@ -120,7 +120,31 @@ def family_params(family, given):
                 f"The {family.kind} {family.name!r} needs {name} to be {constraint}, got "
                 f"{values[name]!r}."
             )
-    return {name: float(value) for name, value in values.items()}
+    return {
+        name: check_float32_value(
+            value,
+            f"{name} of the {family.kind} {family.name!r}",
+            family.constraints.get(name),
+        )
+        for name, value in values.items()
+    }
+
+
+def check_float32_value(value, name, constraint=None):
+    """``value`` as a float, refused if skvae, which computes in float32, would see it
+    otherwise: beyond float32's range, or rounded out of ``constraint`` (a sparsity of
+    0.99999999 is 1 there, a scale of 1e-46 is 0)."""
+    with np.errstate(over="ignore"):
+        rounded = np.float32(value)
+    if not np.isfinite(rounded) or (
+        constraint is not None and not constraint.is_satisfied_by(float(rounded))
+    ):
+        shown_constraint = f" and {constraint}" if constraint is not None else ""
+        raise ValueError(
+            f"{name} is {value!r}, which is {float(rounded)!r} in float32, the precision "
+            f"skvae computes in; it must be finite{shown_constraint} there."
+        )
+    return float(value)
 
 
 def check_architecture(architecture, fitted=None):

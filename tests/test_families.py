@@ -652,6 +652,45 @@ def test_spike_and_slab_refuses_a_sparsity_outside_the_open_interval(small_digit
         SparseVAE(**FAST, **params).fit(X)
 
 
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        (
+            {"posterior": "spike-and-slab", "posterior_params": {"sparsity": 0.99999999}},
+            "sparsity",
+        ),
+        ({"posterior": "spike-and-slab", "posterior_params": {"sparsity": 1e-46}}, "sparsity"),
+        ({"posterior_params": {"threshold": 1e39}}, "threshold"),
+        ({"prior": "student-t", "df": 1e-46}, "df"),
+        ({"prior": "student-t", "df": 1e39}, "df"),
+        ({"prior_scale": 1e-46}, "prior_scale"),
+        ({"prior_scale": 1e39}, "prior_scale"),
+    ],
+)
+def test_hyper_parameters_are_checked_as_float32_sees_them(small_digits, params, name):
+    # A sparsity of 0.99999999 is 1 in float32, a scale of 1e-46 is 0 and one of 1e39 is
+    # infinite: each once failed in training, with advice about the learning rate.
+    X, _ = small_digits
+    fitted = SparseVAE(**FAST).fit(X)
+    before = {k: v.clone() for k, v in fitted.module_.state_dict().items()}
+    with pytest.raises(
+        ValueError, match=rf"{name}( of the \w+ '[\w-]+')? is .*in float32.*must be finite"
+    ):
+        fitted.set_params(**params).fit(X)
+    after = fitted.module_.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("df", [0.5, 3.0, 99.0, 101.0, 1e3, 1e5, 1e7, 1e10])
+def test_student_t_log_density_is_accurate_in_float32_at_any_df(df):
+    # torch's normalizing constant cancels two numbers near 1e8 at df = 1e7, which float32
+    # rounds away: log p(z) was 0.92 nats too high there, and the KL went negative.
+    prior = PRIORS["student-t"](torch.zeros(3), torch.full((3,), 2.0), df=torch.full((3,), df))
+    z = torch.tensor([0.0, 1.3, -40.0])
+    expected = stats.t(df, 0, 2).logpdf(z.numpy().astype(np.float64))
+    np.testing.assert_allclose(prior.log_prob(z).numpy(), expected, atol=1e-4)
+
+
 # -- the prior's scale ----------------------------------------------------------------------
 
 
