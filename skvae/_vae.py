@@ -182,6 +182,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     prior = "normal"
     prior_scale = 1.0
+    # The estimator parameters that set a prior hyper-parameter of the same name.
+    _prior_hyperparameters = ()
 
     #: Whether full CUDA batches replay a captured graph of the training step; a subclass sets
     #: it to False to train with the eager step (the benchmarks time both).
@@ -508,11 +510,12 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         """The constructor arguments of the torch module that these parameters describe."""
         hidden = self.hidden_layer_sizes
         hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
-        # Family hyper-parameters: the prior's from the estimator parameter of the same name
+        # Family hyper-parameters: the prior's from the estimator parameter made for it
         # (SparseVAE's df), the posterior's from posterior_params; each defaults to its family's.
+        # A prior parameter named like another estimator parameter (beta) is not read from it.
         prior = PRIORS[self.prior]
         prior_params = family_params(
-            prior, {k: getattr(self, k) for k in prior.params if hasattr(self, k)}
+            prior, {k: getattr(self, k) for k in prior.params if k in self._prior_hyperparameters}
         )
         posterior_params = family_params(POSTERIORS[self.posterior], self.posterior_params or {})
         return {
@@ -949,6 +952,8 @@ class SparseVAE(_BaseVAE):
     >>> vae.sample(2, random_state=0).shape
     (2, 64)
     """
+
+    _prior_hyperparameters = ("df",)
 
     _parameter_constraints: dict = {
         **_BaseVAE._parameter_constraints,

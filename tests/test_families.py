@@ -746,3 +746,23 @@ def test_warm_start_refuses_a_change_of_prior_scale(small_digits, fitted):
     with pytest.raises(ValueError, match=message):
         vae.fit(X)
     np.testing.assert_array_equal(vae.transform(X), before)  # the fitted model as it was
+
+
+def test_a_prior_parameter_named_like_an_estimator_parameter_keeps_its_own_value(
+    small_digits, monkeypatch
+):
+    # A registered prior with a parameter named beta once took SparseVAE's KL weight.
+    X, _ = small_digits
+    monkeypatch.setitem(
+        PRIORS,
+        "widened",
+        Prior(
+            "widened",
+            lambda loc, scale, beta: torch.distributions.Laplace(loc, scale * beta),
+            params={"beta": 2.0},
+        ),
+    )
+    vae = SparseVAE(**FAST, prior="widened", beta=4.0).fit(X)
+    assert torch.equal(vae.module_.prior_beta, torch.full((FAST["n_components"],), 2.0))
+    student = SparseVAE(**FAST, prior="student-t", df=5.0).fit(X)
+    assert torch.equal(student.module_.prior_df, torch.full((FAST["n_components"],), 5.0))
