@@ -725,7 +725,14 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         try:
             loaded = torch.load(io.BytesIO(torch_state), map_location=location, weights_only=False)
         except (ModuleNotFoundError, AttributeError) as error:
-            loaded = {"error": error}
+            # A class the pickle names is not there: a likelihood head registered from user
+            # code whose registration has not run, or a class of another version of skvae.
+            raise ValueError(
+                f"This {type(self).__name__} cannot be unpickled: {error}. If the model uses "
+                "a family registered from user code (a likelihood head, say), import or run "
+                "that registration first; if it was pickled by another version of skvae, "
+                "move it with skvae.save and skvae.load, which work across versions."
+            ) from error
         module = loaded.get("module_")
         if set(loaded) != {f.name for f in FITTED_STATE if f.store == "torch"} or set(
             getattr(module, "architecture", ())

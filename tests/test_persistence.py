@@ -6,6 +6,7 @@ import io
 import math
 import os
 import pickle
+import sys
 from pathlib import Path
 
 import joblib
@@ -16,6 +17,7 @@ from conftest import FAST, same_weights, weights
 
 import skvae
 from skvae import GaussianVAE, SparseVAE
+from skvae._families import LIKELIHOODS
 from skvae._vae import FITTED_STATE
 
 
@@ -321,6 +323,28 @@ def test_a_pickle_of_another_version_is_refused_with_the_way_out():
     with pytest.raises(ValueError, match="pickled by another version.*skvae.save and skvae.load"):
         with open(DATA / "skvae-0.1.0-student-t.pkl", "rb") as file:
             pickle.load(file)
+
+
+def test_a_pickle_whose_likelihood_head_is_not_registered_says_so(
+    small_digits, tmp_path, monkeypatch
+):
+    # A head registered from user code pickles by class: where its module is missing, the
+    # error once blamed another version of skvae.
+    (tmp_path / "user_heads.py").write_text(
+        "from skvae._families import GaussianLikelihood\n"
+        "class Wide(GaussianLikelihood):\n"
+        "    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import user_heads
+
+    monkeypatch.setitem(LIKELIHOODS, "wide", user_heads.Wide)
+    X, _ = small_digits
+    data = pickle.dumps(SparseVAE(**FAST, likelihood="wide").fit(X))
+    monkeypatch.delitem(sys.modules, "user_heads")
+    sys.path.remove(str(tmp_path))
+    with pytest.raises(ValueError, match="registered from user code.*run that registration"):
+        pickle.loads(data)
 
 
 def test_a_pickle_of_a_module_built_with_other_arguments_is_refused(fitted):
