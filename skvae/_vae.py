@@ -593,7 +593,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         return map_batches(function, X, device, batch_size)
 
     def transform(self, X):
-        """Encode X as the location (mode) of the posterior q(z|x).
+        """Encode X as the deterministic code of the posterior q(z|x).
+
+        The code is what the decoder reads at the posterior's location: the location (the
+        mode of a normal posterior) itself, or with ``posterior='thresholded'`` the
+        soft-thresholded location, the median of q(h|x), exactly 0 where the location lies
+        within the threshold, and with ``posterior='spike-and-slab'`` the slab's location
+        where the gate is more likely on than off, else 0.
 
         Parameters
         ----------
