@@ -12,6 +12,7 @@ import warnings
 from contextlib import contextmanager
 from numbers import Integral
 
+import joblib
 import numpy as np
 import scipy.sparse as sp
 import sklearn
@@ -217,19 +218,21 @@ def _value_range(values):
     return values.min(), values.max()
 
 
-# Frames a warning about the user's data skips: skvae's own and scikit-learn's.
-_LIBRARIES = (
-    os.path.dirname(os.path.abspath(__file__)) + os.sep,
-    os.path.dirname(os.path.abspath(sklearn.__file__)) + os.sep,
+# Frames a warning about the user's data skips: skvae's own, scikit-learn's and joblib's
+# (through which cross_val_score and GridSearchCV call an estimator).
+_LIBRARIES = tuple(
+    os.path.dirname(os.path.abspath(path)) + os.sep
+    for path in (__file__, sklearn.__file__, joblib.__file__)
 )
 
 
 def outside_stacklevel():
     """The ``stacklevel`` at which ``warnings.warn``, called by the caller of this function,
-    names the first frame outside skvae and scikit-learn: the user's line, however the call
-    came in (``score`` through ``score_samples``, a ``set_output`` wrapper, a Pipeline)."""
+    names the first frame outside skvae, scikit-learn and joblib: the user's line, however
+    the call came in (``score`` through ``score_samples``, a ``set_output`` wrapper, a
+    Pipeline, a grid search), or the outermost frame (a joblib worker's) if none is."""
     frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARIES):
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_LIBRARIES):
         frame, level = frame.f_back, level + 1
     return level
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.datasets import load_breast_cancer
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.utils.parallel import Parallel, delayed
 
 from skvae import GaussianVAE, OutOfSupportWarning, SparseVAE, VAEImputer
 
@@ -150,6 +151,12 @@ def test_out_of_support_warnings_point_at_the_users_line(small_digits):
             call(holes)
         caught = [w for w in caught if issubclass(w.category, OutOfSupportWarning)]
         assert caught and caught[0].filename == __file__, call.__name__
+    # Through joblib, as cross_val_score and GridSearchCV call an estimator.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Parallel(n_jobs=1)(delayed(vae.score)(holes[1:]) for _ in range(2))
+    caught = [w for w in caught if issubclass(w.category, OutOfSupportWarning)]
+    assert caught and {w.filename for w in caught} == {__file__}
 
 
 def test_negative_counts_are_scored_clipped_and_non_counts_refused(counts):
