@@ -13,10 +13,12 @@ from sklearn.utils.sparsefuncs import mean_variance_axis
 from ._families import uniform
 
 # Rows per inference batch on the CPU, where a batch's activations then stay in cache
-# (divided by the number of Monte Carlo draws per row when scoring).
-INFERENCE_BATCH_SIZE = 4096
+# (divided by the number of Monte Carlo draws per row when scoring), and at most 2**22
+# values (16 MB in float32) in a batch of data or of decoder outputs: 4096 rows of a
+# 100,000-word vocabulary took 6 GB.
+INFERENCE_BATCH_SIZE, _CPU_MAX_VALUES = 4096, 2**22
 # On a GPU, where each batch costs kernel launches: 16 times the rows, and at most 2**26
-# values (256 MB in float32) in a batch of data or of decoder outputs.
+# values (256 MB in float32).
 _GPU_ROWS_FACTOR, _GPU_MAX_VALUES = 16, 2**26
 
 
@@ -27,9 +29,10 @@ def inference_batch_size(device, n_features, draws=1):
     On an H200 scoring 10,000 MNIST rows in the CPU's batches of 409 rows took 4 times the
     raw forward pass (``benchmarks/bench_performance.py --device cuda``).
     """
-    rows = INFERENCE_BATCH_SIZE
+    rows, max_values = INFERENCE_BATCH_SIZE, _CPU_MAX_VALUES
     if device.type == "cuda":
-        rows = min(_GPU_ROWS_FACTOR * rows, _GPU_MAX_VALUES // max(1, n_features))
+        rows, max_values = _GPU_ROWS_FACTOR * rows, _GPU_MAX_VALUES
+    rows = min(rows, max_values // max(1, n_features))
     return max(1, rows // draws)
 
 
@@ -53,7 +56,7 @@ def as_tensor(X, device):
     if torch.is_tensor(X):
         return X.to(device)
     if sp.issparse(X):
-        X = X.toarray()
+        X = X.astype(np.float32).toarray()  # no float64 copy of the dense batch
     X = np.asarray(X, dtype=np.float32)
     if not torch_can_wrap(X):
         X = X.copy()

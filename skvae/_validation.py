@@ -309,6 +309,9 @@ def check_data(estimator, X, *, reset, support="refuse"):
     )
     if sp.issparse(X):
         X = X.tocsr()
+        if not X.has_canonical_format:  # duplicate entries: checked once summed
+            X = X.copy()
+            X.sum_duplicates()
     values = X.data if sp.issparse(X) else X  # implicit zeros suit every likelihood
     checked, maybe_missing, value_range = check_values(
         values,
@@ -330,6 +333,8 @@ def check_data(estimator, X, *, reset, support="refuse"):
         check_distance_from_training(
             X, estimator.module_.input, type(estimator).__name__, value_range
         )
+    elif LIKELIHOODS[estimator.likelihood].encoder_input == "log1p-standardized":
+        check_training_counts(X, type(estimator).__name__, value_range)
     return X
 
 
@@ -405,6 +410,26 @@ def check_distance_from_training(X, encoder_input, estimator_name, value_range):
         "likelihood's float32 arithmetic can overflow. Such a value is usually a placeholder "
         "for a missing one: replace it with NaN, which skvae reads as missing (with "
         "VAEImputer, set missing_values to it)."
+    )
+
+
+def check_training_counts(X, estimator_name, value_range):
+    """In fit, refuse a count above ``MAX_COUNT``, where the count likelihoods' float32
+    arithmetic overflows: the check new data gets from :func:`check_distance_from_training`."""
+    values = X.data if sp.issparse(X) else X
+    high = value_range[1]
+    if np.isnan(high):
+        high = np.fmax.reduce(values, axis=None)
+    if not high > MAX_COUNT:
+        return
+    flat = np.nanargmax(values)
+    column = X.indices[flat] if sp.issparse(X) else np.unravel_index(flat, X.shape)[1]
+    raise ValueError(
+        f"X has the value {values.flat[flat]:g} in feature {column}, a count above "
+        f"{MAX_COUNT:.0e}, where the likelihood's float32 arithmetic overflows; "
+        f"{estimator_name} cannot train on it. Such a value is usually a placeholder for a "
+        "missing one: replace it with NaN, which skvae reads as missing (with VAEImputer, "
+        "set missing_values to it)."
     )
 
 

@@ -393,6 +393,10 @@ def test_inference_batches_are_larger_on_a_gpu_but_bounded_in_size():
     assert inference_batch_size(cuda, 784, draws=10) == 6553  # 16 times the CPU's rows
     assert inference_batch_size(cuda, 20000) * 20000 <= 2**26  # wide data: 256 MB at most
     assert inference_batch_size(cuda, 10**9, draws=10) == 1
+    # Wide data on the CPU: 16 MB at most (4096 rows of a 100,000-word vocabulary took 6 GB).
+    assert inference_batch_size(cpu, 100_000) * 100_000 <= 2**22
+    assert inference_batch_size(cpu, 100_000, draws=10) * 10 * 100_000 <= 2**22
+    assert inference_batch_size(cpu, 10**9) == 1
 
 
 def test_flush_zeroes_only_subnormal_moments():

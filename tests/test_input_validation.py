@@ -264,6 +264,48 @@ def test_counts_are_refused_only_where_their_likelihood_overflows(counts, likeli
             vae.score_samples(data)
 
 
+@pytest.mark.parametrize("likelihood", ["poisson", "negative-binomial"])
+def test_fit_refuses_the_counts_that_scoring_refuses(counts, likelihood):
+    # fit once trained on a count of 1e31 that transform then refused, and on 9.97e36 failed
+    # with advice about the learning rate.
+    fitted = SparseVAE(**{**FAST, "likelihood": likelihood}).fit(counts)
+    before = {k: v.clone() for k, v in fitted.module_.state_dict().items()}
+    for value in (1e31, 9.96921e36):
+        huge = counts.toarray()
+        huge[3, 7] = value
+        for data in (huge, sp.csr_matrix(huge)):
+            with pytest.raises(
+                ValueError,
+                match=r"value 1e\+31 in feature 7, a count above 1e\+30|"
+                r"value 9.96921e\+36 in feature 7",
+            ):
+                fitted.fit(data)
+            with pytest.raises(ValueError, match="a count above 1e"):
+                SparseVAE(**{**FAST, "likelihood": likelihood}).partial_fit(data)
+    assert all(torch.equal(v, fitted.module_.state_dict()[k]) for k, v in before.items())
+
+
+def test_sparse_duplicate_entries_are_checked_once_summed(counts):
+    # scipy lets a CSR matrix hold duplicate entries, which mean their sum: two halves that
+    # make a whole count once failed the check that counts are integers.
+    X = counts[:50].tocoo()
+    rows, columns, data = X.row, X.col, X.data.astype(np.float64)
+    order = np.argsort(np.r_[rows, rows], kind="stable")
+    duplicated = sp.csr_matrix(
+        (
+            np.r_[data / 2, data / 2][order],
+            np.r_[columns, columns][order],
+            np.r_[0, np.cumsum(np.bincount(rows, minlength=50) * 2)],
+        ),
+        shape=X.shape,
+    )
+    assert not duplicated.has_canonical_format
+    vae = SparseVAE(**{**FAST, "likelihood": "poisson"}).fit(duplicated)
+    expected = SparseVAE(**{**FAST, "likelihood": "poisson"}).fit(counts[:50])
+    np.testing.assert_array_equal(vae.transform(duplicated), expected.transform(counts[:50]))
+    assert not duplicated.has_canonical_format  # the caller's matrix is left as it was
+
+
 def test_placeholders_in_columns_of_large_units_are_refused():
     # An income column (spread 1e5): 1e20 is 1e15 spreads out, but its square in the
     # data's units overflows float32 (score_samples gave -inf, VAEImputer NaN).
