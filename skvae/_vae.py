@@ -29,6 +29,7 @@ from ._module import ACTIVATIONS, VAEModule
 from ._training import (
     ProgressReporter,
     StoppingRule,
+    as_tensor,
     clone_state,
     column_mean_std,
     fixed_noise,
@@ -466,17 +467,22 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     def _guarded_epoch(self, step, X, X_val, generator, state):
         """One epoch of training, then the validation ELBO if ``X_val`` is given: ``(loss,
-        score)``. An epoch ending with a non-finite loss or weights returns the module and
-        optimizer to ``state``, their state before it, warns and gives None; a first epoch
-        without a finite step raises instead."""
+        score)``. An epoch ending with a non-finite loss, non-finite weights, or weights whose
+        ELBO is not finite returns the module and optimizer to ``state``, their state before
+        it, warns and gives None; a first epoch without a finite step raises instead."""
         name = type(self).__name__
         loss = self._run_epoch(step, X, generator)
-        finite = math.isfinite(loss) and self._weights_are_finite()
-        score = float(self._elbo(X_val).mean()) if finite and X_val is not None else None
-        if finite:
+        cause = None
+        if not math.isfinite(loss):
+            cause = f"a {loss} loss"
+        elif not self._weights_are_finite():
+            cause = "non-finite weights"
+        elif not self._last_step_is_finite(X):
+            cause = "weights whose ELBO is not finite"
+        if cause is None:
+            score = float(self._elbo(X_val).mean()) if X_val is not None else None
             return loss, score
         self._set_training_state(state)
-        cause = f"a {loss} loss" if not math.isfinite(loss) else "non-finite weights"
         advice = (
             f"Lower learning_rate (now {self.learning_rate}) or rescale the data, "
             "e.g. with StandardScaler."
@@ -547,6 +553,14 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         module_state, optimizer_state = state
         self.module_.load_state_dict(module_state)
         self._optimizer.load_state_dict(optimizer_state)
+
+    def _last_step_is_finite(self, X):
+        """Whether the weights after an epoch's last step give a finite ELBO on a batch of
+        the training rows ``X``: the epoch's loss is taken before each step, so it cannot tell
+        (a chunk of one batch, at a huge learning rate, once left a model scoring -inf)."""
+        with torch.no_grad():
+            batch = as_tensor(X[: self.batch_size], self._device())
+            return bool(torch.isfinite(self.module_.elbo(batch, self._fixed_noise(1))).all())
 
     def _weights_are_finite(self):
         finite = [torch.isfinite(p).all() for p in self.module_.parameters()]

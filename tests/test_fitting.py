@@ -265,6 +265,19 @@ def test_a_fit_without_a_single_finite_step_raises_and_keeps_the_old_model(small
     assert vae.n_iter_ == 3
 
 
+@pytest.mark.parametrize("estimator", [GaussianVAE, SparseVAE])
+def test_a_last_step_that_breaks_the_model_is_caught(small_digits, estimator):
+    # An epoch's loss is taken before each step: a chunk of one batch at a huge learning rate
+    # once left finite weights that scored -inf (or a prior scale that overflowed to NaN),
+    # and every later chunk "restored" them.
+    X, _ = small_digits
+    params = {**FAST, "learning_rate": 1e4 if estimator is GaussianVAE else 100.0}
+    with pytest.raises(ValueError, match="could not make a single finite training step"):
+        estimator(**params).partial_fit(X[:100])
+    with pytest.raises(ValueError, match="could not make a single finite training step"):
+        estimator(**{**params, "max_iter": 50}).fit(X[:100])
+
+
 @pytest.mark.parametrize("where", ["training", "snapshot", "bookkeeping"])
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_interrupted_fit_keeps_the_last_completed_epoch(
