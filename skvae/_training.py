@@ -3,6 +3,7 @@ over device tensors or sparse batches, the stopping rule, the progress reporter,
 batched map that inference uses."""
 
 import sys
+import threading
 from functools import partial
 
 import numpy as np
@@ -183,6 +184,9 @@ def make_training_step(
     return step  # GPUs compute on subnormal numbers at full speed
 
 
+_CAPTURE_LOCK = threading.Lock()
+
+
 class CUDAGraphStep:
     """``step`` captured once as a CUDA graph for batches of ``batch_size`` rows, then replayed.
 
@@ -234,8 +238,19 @@ class CUDAGraphStep:
         for group in groups:  # Adam refuses a capture otherwise (fused, it needs no change)
             group["capturable"] = True
         try:
-            # thread_local: fits in other threads may go on allocating while this one captures
-            with torch.cuda.graph(self._graph, capture_error_mode="thread_local"):
+            # On the batch's device (torch captures on the current device's stream, and a
+            # model on cuda:1 would leave the graph empty), on a stream of its own rather
+            # than torch's one shared capture stream, and one capture at a time in the
+            # process; thread_local: fits in other threads may go on allocating meanwhile.
+            with (
+                _CAPTURE_LOCK,
+                torch.cuda.device(batch.device),
+                torch.cuda.graph(
+                    self._graph,
+                    stream=torch.cuda.Stream(batch.device),
+                    capture_error_mode="thread_local",
+                ),
+            ):
                 self._loss = self._step(self._batch, self._noise)
         finally:
             for group, value in zip(groups, capturable, strict=True):
