@@ -81,6 +81,8 @@ SKIMAGE_PHOTOGRAPHS = (
 # baselines.
 BASELINES = ("fastica", "dictionary-learning")
 GABOR_MODELS = (
+    "laplace/thresholded",
+    "laplace/spike-and-slab",
     "cauchy/normal",
     "laplace/normal",
     "cauchy/thresholded",

@@ -20,7 +20,14 @@ import argparse
 import time
 
 import numpy as np
-from _common import add_kl_warmup_argument, make_vae, print_settings, print_table, timed
+from _common import (
+    add_kl_warmup_argument,
+    make_vae,
+    print_settings,
+    print_table,
+    set_default_mnist_dir,
+    timed,
+)
 from sklearn.decomposition import PCA, FactorAnalysis
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import BernoulliRBM
@@ -168,6 +175,7 @@ def print_summary(runs, first_column):
 
 def main():
     args = parse_args()
+    set_default_mnist_dir()
     start = time.perf_counter()
     print_settings(args)
     print(

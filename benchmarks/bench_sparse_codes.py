@@ -192,9 +192,15 @@ def make_model(model, args):
         tol=None,
         random_state=args.seed,
     )
+    # --vae-param prior_scale=1.0 or df=... set SparseVAE's prior; GaussianVAE has neither.
+    vae_params = {
+        name: value
+        for name, value in args.vae_param
+        if prior != "normal" or name not in ("prior_scale", "df")
+    }
     if not args.aggregate_mmd:
-        return make_vae(prior, **{**settings, **dict(args.vae_param)})
-    vae = make_vae(prior, seams=(AggregateMMD,), **{**settings, **dict(args.vae_param)})
+        return make_vae(prior, **{**settings, **vae_params})
+    vae = make_vae(prior, seams=(AggregateMMD,), **{**settings, **vae_params})
     vae.aggregate_mmd = args.aggregate_mmd
     return vae
 
