@@ -359,20 +359,13 @@ class StoppingRule:
     def marks(self):
         """What :meth:`update` changes, to return to with :meth:`restore_marks` (the best
         state is replaced, never changed in place, so its reference is enough)."""
-        n_scores = None if self.validation_scores is None else len(self.validation_scores)
-        return (
-            self.best_loss,
-            n_scores,
-            self.best_validation_score,
-            self._best_state,
-            self._no_improvement_count,
-        )
+        marks = dict(vars(self))
+        if self.validation_scores is not None:
+            marks["validation_scores"] = list(self.validation_scores)
+        return marks
 
     def restore_marks(self, marks):
-        self.best_loss, n_scores, self.best_validation_score = marks[:3]
-        self._best_state, self._no_improvement_count = marks[3:]
-        if n_scores is not None:
-            del self.validation_scores[n_scores:]
+        vars(self).update(marks)
 
     def restore_best(self, module):
         """Load the weights of the best-scoring epoch into ``module`` (under ``validation``)."""

@@ -346,6 +346,10 @@ def check_data(estimator, X, *, reset, support="refuse"):
 MAX_DISTANCE = 1e18
 MAX_STANDARD_DEVIATIONS = 1e16
 MAX_COUNT = 1e30
+PLACEHOLDER_ADVICE = (
+    "Such a value is usually a placeholder for a missing one: replace it with NaN, which "
+    "skvae reads as missing (with VAEImputer, set missing_values to it)."
+)
 
 
 def check_distance_from_training(X, encoder_input, estimator_name, value_range):
@@ -407,9 +411,7 @@ def check_distance_from_training(X, encoder_input, estimator_name, value_range):
     raise ValueError(
         f"X has the value {candidates[worst]:g} in feature {columns[worst]}, {where}. "
         f"{estimator_name} refuses values this far from its training data, where the "
-        "likelihood's float32 arithmetic can overflow. Such a value is usually a placeholder "
-        "for a missing one: replace it with NaN, which skvae reads as missing (with "
-        "VAEImputer, set missing_values to it)."
+        "likelihood's float32 arithmetic can overflow. " + PLACEHOLDER_ADVICE
     )
 
 
@@ -427,9 +429,7 @@ def check_training_counts(X, estimator_name, value_range):
     raise ValueError(
         f"X has the value {values.flat[flat]:g} in feature {column}, a count above "
         f"{MAX_COUNT:.0e}, where the likelihood's float32 arithmetic overflows; "
-        f"{estimator_name} cannot train on it. Such a value is usually a placeholder for a "
-        "missing one: replace it with NaN, which skvae reads as missing (with VAEImputer, "
-        "set missing_values to it)."
+        f"{estimator_name} cannot train on it. " + PLACEHOLDER_ADVICE
     )
 
 
