@@ -102,10 +102,27 @@ def compute():
     return outputs
 
 
+def _cpu_model():
+    """The CPU's model name (Linux), else what ``platform`` knows: two CPUs of the same vector
+    capability (AVX512 on an Intel and on an AMD) can round float32 kernels differently."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def fingerprint():
-    """What bit-identity depends on besides the code: the torch build and the CPU's kernels."""
+    """What bit-identity depends on besides the code: the torch build, the CPU's kernels and
+    the number of threads (a parallel sum adds in another order)."""
     capability = torch.backends.cpu.get_cpu_capability()
-    return f"torch {torch.__version__}, {capability}, {platform.machine()}"
+    return (
+        f"torch {torch.__version__}, {capability}, {platform.machine()}, {_cpu_model()}, "
+        f"{torch.get_num_threads()} threads"
+    )
 
 
 def main():

@@ -307,8 +307,10 @@ def test_load_reads_the_files_of_skvae_0_1_0(digits):
     X = digits[0][:10]
     loaded = skvae.load(DATA / "skvae-0.1.0-student-t.skvae")
     recorded = np.load(DATA / "skvae-0.1.0-student-t-outputs.npz")
-    np.testing.assert_array_equal(loaded.transform(X), recorded["transform"])
-    np.testing.assert_array_equal(loaded.score_samples(X), recorded["score_samples"])
+    # To float32 rounding: another CPU's kernels (an AMD's AVX512 against the recording
+    # machine's) round the same weights' outputs a unit in the last place apart.
+    np.testing.assert_allclose(loaded.transform(X), recorded["transform"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loaded.score_samples(X), recorded["score_samples"], rtol=1e-6)
     assert loaded.module_.architecture["prior_params"] == {"df": 4.0}
     # Its prior had the fixed unit scale, which the loaded model keeps (and says it does).
     assert loaded.prior_scale == 1.0 and loaded.module_.architecture["prior_scale"] == 1.0
