@@ -88,7 +88,8 @@ def make_vae(prior, *, seams=(), **params):
     """A GaussianVAE for the "normal" prior, else a SparseVAE with ``prior``.
 
     ``seams`` are mixin classes put in front of the estimator's class, so that their methods
-    override the estimator's seams (``_run_epoch``, ``_start_output``, ``_cuda_graphs``).
+    override the estimator's seams (``_run_epoch``, ``_start_output``, ``_cuda_graphs``,
+    ``_module_class``).
     """
     estimator = GaussianVAE if prior == "normal" else SparseVAE
     if prior != "normal":

@@ -26,6 +26,13 @@ as many draws of the prior's, added to the negative ELBO; ``score`` still report
 ELBO. Their sparse prior, ``gamma N(0, 0.05^2) + (1 - gamma) N(0, 1)`` with gamma = 0.8,
 is the prior ``sparse-mixture``, registered by this script for the comparison only (with
 ``--vae-param prior_scale=1.0`` it is theirs; the learned scale multiplies both parts).
+
+``--prior-mixture K`` replaces every SparseVAE's prior by a mixture of K products of its
+family, ``p(z) = sum_k pi_k prod_d p(z_d; m_kd, s_kd)``, the weights, locations and scales
+learned with the networks on the ELBO (its KL by Monte Carlo). Under a product prior a
+dimension that is off in some codes and on in others pays the entropy of its on/off pattern
+in KL; under the mixture the dimensions' patterns can be correlated, and the model pays for
+the pattern of the whole code.
 """
 
 import argparse
@@ -45,9 +52,11 @@ from _common import (
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from torch import nn
 from torch.distributions import Categorical, MixtureSameFamily, Normal
 
 from skvae._families import PRIORS, Prior, uniform
+from skvae._module import VAEModule
 from skvae.datasets import load_mnist
 from skvae.diagnostics import active_units, hoyer_sparsity, latent_activity, log_likelihood
 
@@ -143,6 +152,52 @@ class AggregateMMD:
         return super()._run_epoch(regularised_step, X, generator)
 
 
+class JointMixture:
+    """``sum_k pi_k prod_d p_k(z_d)`` for ``parts``, a distribution of batch shape
+    ``(K, n_components)``. ``log_prob`` spreads the joint log-density evenly over the
+    dimensions, so that its sum over the last axis, all that the ELBO and the importance
+    weights read, is the joint one (``kl_per_dimension`` then splits the KL evenly too)."""
+
+    def __init__(self, logits, parts):
+        self.log_weights, self.parts = torch.log_softmax(logits, -1), parts
+
+    def log_prob(self, z):
+        joint = self.parts.log_prob(z.unsqueeze(-2)).sum(-1) + self.log_weights
+        joint = torch.logsumexp(joint, -1)
+        return (joint / z.shape[-1]).unsqueeze(-1).expand(z.shape)
+
+
+class PriorMixtureModule(VAEModule):
+    """The module with a mixture prior of ``n_parts`` products of its prior family, each
+    with its own learned weight, location and scale in every dimension (scales start at
+    ``exp(N(0, 0.5^2))`` draws from the module's generator, which breaks the parts'
+    symmetry)."""
+
+    n_parts = 20
+
+    def __init__(self, *args, generator, **kwargs):
+        super().__init__(*args, generator=generator, **kwargs)
+        d = self.architecture["n_components"]
+        self.mixture_logits = nn.Parameter(torch.zeros(self.n_parts))
+        self.mixture_loc = nn.Parameter(torch.zeros(self.n_parts, d))
+        spread = 0.5 * torch.randn(self.n_parts, d, generator=generator)
+        self.mixture_log_scale = nn.Parameter(spread)
+        self.analytic_kl = False  # no closed form against a mixture
+
+    def prior(self):
+        if not hasattr(self, "mixture_logits"):  # VAEModule.__init__ asks for the plain one
+            return super().prior()
+        params = self._params("prior", self.prior_family)
+        parts = self.prior_family(self.mixture_loc, self.mixture_log_scale.exp(), **params)
+        return JointMixture(self.mixture_logits, parts)
+
+
+def prior_mixture_seam(n_parts):
+    """A seam for ``make_vae`` whose fits build :class:`PriorMixtureModule` of ``n_parts``."""
+    module = type("PriorMixtureModule", (PriorMixtureModule,), {"n_parts": n_parts})
+    return type("PriorMixture", (), {"_module_class": module})
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-train", type=int, default=20000, help="training digits")
@@ -166,6 +221,13 @@ def parse_args():
         default=0.0,
         metavar="ALPHA",
         help="weight of Mathieu et al.'s aggregate-posterior MMD in training (0: none)",
+    )
+    parser.add_argument(
+        "--prior-mixture",
+        type=int,
+        default=0,
+        metavar="K",
+        help="give every SparseVAE a learned mixture of K products of its prior (0: none)",
     )
     add_vae_param_argument(
         parser, "set a VAE parameter for every model, e.g. n_importance_samples=5 (repeatable)"
@@ -198,10 +260,12 @@ def make_model(model, args):
         for name, value in args.vae_param
         if prior != "normal" or name not in ("prior_scale", "df")
     }
-    if not args.aggregate_mmd:
-        return make_vae(prior, **{**settings, **vae_params})
-    vae = make_vae(prior, seams=(AggregateMMD,), **{**settings, **vae_params})
-    vae.aggregate_mmd = args.aggregate_mmd
+    seams = (AggregateMMD,) if args.aggregate_mmd else ()
+    if args.prior_mixture and prior != "normal":
+        seams += (prior_mixture_seam(args.prior_mixture),)
+    vae = make_vae(prior, seams=seams, **{**settings, **vae_params})
+    if args.aggregate_mmd:
+        vae.aggregate_mmd = args.aggregate_mmd
     return vae
 
 

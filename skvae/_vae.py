@@ -190,6 +190,10 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     #: it to False to train with the eager step (the benchmarks time both).
     _cuda_graphs = True
 
+    #: The torch module a fit builds; a benchmark's subclass sets a subclass of it to try
+    #: another model (``bench_sparse_codes.py --prior-mixture``).
+    _module_class = VAEModule
+
     def __init__(
         self,
         n_components=10,
@@ -342,7 +346,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         self._random_state = random_state_or_entropy(self.random_state)
         generator = torch_generator(self._random_state, "cpu")
         architecture = architecture or self._architecture()
-        self.module_ = VAEModule(n_features, **architecture, generator=generator)
+        self.module_ = self._module_class(n_features, **architecture, generator=generator)
         self.module_.to(device)
         self._optimizer = make_optimizer(self.module_.parameters())
         self.n_iter_, self.loss_curve_, self.best_loss_ = 0, [], np.inf
