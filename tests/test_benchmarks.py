@@ -1,7 +1,7 @@
 """The benchmark scripts' model builders: a ``--vae-param`` reaches the VAE, also where the
 script sets that parameter itself (it failed with a duplicate keyword argument before); and
 the aggregate-posterior regulariser that ``bench_sparse_codes.py --aggregate-mmd`` trains
-with."""
+with, and the mixture prior of its ``--prior-mixture``."""
 
 import argparse
 from pathlib import Path
@@ -49,6 +49,7 @@ def test_vae_param_overrides_the_sparse_code_settings(benchmarks):
         seed=0,
         vae_param=[("activation", "relu"), ("n_importance_samples", 5)],
         aggregate_mmd=0.0,
+        prior_mixture=0,
     )
     vae = make_model("laplace/thresholded:0.5", args)
     assert (vae.activation, vae.n_importance_samples) == ("relu", 5)
@@ -98,6 +99,7 @@ def test_aggregate_mmd_trains_with_the_regularised_loss(benchmarks, small_digits
         seed=0,
         vae_param=[("prior_scale", 1.0)],
         aggregate_mmd=0.0,
+        prior_mixture=0,
     )
     plain = make_model("laplace/thresholded:0.5", args).fit(X)
     args.aggregate_mmd = 10.0
@@ -108,6 +110,51 @@ def test_aggregate_mmd_trains_with_the_regularised_loss(benchmarks, small_digits
     assert np.isfinite(regularised.score(X))
     mixture = make_model("sparse-mixture/normal", args).fit(X)
     assert np.isfinite(mixture.score(X)) and np.isfinite(mixture.sample(5, random_state=0)).all()
+
+
+def test_the_mixture_prior_is_the_joint_mixture_density(benchmarks):
+    from bench_sparse_codes import JointMixture
+    from torch.distributions import Categorical, Independent, Laplace, MixtureSameFamily
+
+    generator = torch.Generator().manual_seed(0)
+    logits, loc = torch.randn(3, generator=generator), torch.randn(3, 4, generator=generator)
+    scale = torch.rand(3, 4, generator=generator) + 0.5
+    z = torch.randn(6, 4, generator=generator)
+    got = JointMixture(logits, Laplace(loc, scale)).log_prob(z)
+    expected = MixtureSameFamily(Categorical(logits=logits), Independent(Laplace(loc, scale), 1))
+    assert got.shape == z.shape  # spread over the dimensions, which the ELBO sums
+    assert_allclose(got.sum(-1).numpy(), expected.log_prob(z).numpy(), rtol=1e-5)
+
+
+def test_prior_mixture_trains_the_mixture_on_the_elbo(benchmarks, small_digits):
+    from bench_sparse_codes import make_model
+
+    X, _ = small_digits
+    args = argparse.Namespace(
+        n_components=4,
+        hidden="16",
+        epochs=3,
+        seed=0,
+        vae_param=[],
+        aggregate_mmd=0.0,
+        prior_mixture=5,
+    )
+    vae = make_model("laplace/thresholded:0.5", args)
+    assert type(vae).__name__ == "PriorMixtureSparseVAE"
+    assert type(make_model("normal/normal", args)).__name__ == "GaussianVAE"
+    vae.fit(X)
+    module = vae.module_
+    assert module.mixture_loc.shape == (5, 4) and not module.analytic_kl
+    assert module.mixture_loc.abs().sum() > 0  # moved from its start at 0
+    # score is the ELBO against the mixture: log p(x|h) minus log q(z|x) - log p(z).
+    x = torch.as_tensor(X[:20], dtype=torch.float32, device=vae._device())
+    noise = vae._fixed_noise(vae.n_mc_samples)
+    with torch.no_grad():
+        posterior, z, _, log_px = module._reconstruct(x, noise)
+        kl = posterior.log_prob(z).sum(-1) - module.prior().log_prob(z).sum(-1)
+        expected = (log_px - kl).mean(0).cpu().numpy()
+    assert_allclose(vae.score_samples(X[:20]), expected, rtol=1e-5)
+    assert (vae.transform(X) == 0).any()
 
 
 def test_the_small_tables_benchmark_runs(benchmarks, capsys, monkeypatch):
