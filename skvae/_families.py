@@ -631,8 +631,16 @@ class BernoulliLikelihood(Likelihood):
         return (noise < probs).to(probs.dtype)
 
 
-# Largest log-rate the count likelihoods accept: exp(30) ~ 1e13 counts.
+# Largest log-rate the count likelihoods model: exp(30) ~ 1e13 counts (fit refuses larger
+# counts). Beyond it the rate is held at the cap, its gradient passed straight through, so
+# that a decoder output above the cap is still pulled back down.
 _MAX_LOG_RATE = 30.0
+MAX_RATE = math.exp(_MAX_LOG_RATE)
+
+
+def _capped_log_rate(output):
+    """``output`` held at ``_MAX_LOG_RATE`` in value, with the gradient of ``output``."""
+    return output - (output - output.clamp(max=_MAX_LOG_RATE)).detach()
 
 
 class _CountLikelihood(Likelihood):
@@ -654,7 +662,8 @@ class _CountLikelihood(Likelihood):
         if suspects.size:
             raise ValueError(
                 f"likelihood={cls.name!r} needs counts (non-negative integers), got values "
-                f"such as {shown(suspects[0])}."
+                f"such as {shown(suspects[0])}. Model other data with another likelihood "
+                "('gaussian' for real values), or round counts that were rescaled."
             )
 
     @torch.no_grad()
@@ -667,7 +676,7 @@ class PoissonLikelihood(_CountLikelihood):
     """p(x|z) = Poisson(exp(decoder(z))), for counts such as bag-of-words."""
 
     def forward(self, output):
-        rate = output.clamp(max=_MAX_LOG_RATE).exp()
+        rate = _capped_log_rate(output).exp()
         return Poisson(rate, validate_args=False)
 
     @staticmethod
@@ -689,7 +698,7 @@ class NegativeBinomialLikelihood(_CountLikelihood):
 
     def forward(self, output):
         theta = F.softplus(self.raw_theta) + 1e-4
-        log_mean = output.clamp(max=_MAX_LOG_RATE)
+        log_mean = _capped_log_rate(output)
         return NegativeBinomial(theta, logits=log_mean - theta.log(), validate_args=False)
 
     @staticmethod

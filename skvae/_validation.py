@@ -22,7 +22,7 @@ from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_array, validate_data
 
-from ._families import LIKELIHOODS, POSTERIORS, check_kl_finite, shown
+from ._families import LIKELIHOODS, MAX_RATE, POSTERIORS, check_kl_finite, shown
 from ._module import UNBOUNDED_ACTIVATIONS
 from ._training import torch_can_wrap
 
@@ -272,7 +272,11 @@ def check_values(values, likelihood, estimator_name, *, support="refuse", implic
     if implicit_zeros:  # the values stored by a sparse matrix that also holds zeros
         found_low, found_high = min(found_low, 0.0), max(found_high, 0.0)
     found = found_low, found_high
-    if support == "clip" and (np.float32(found_low) < low or np.float32(found_high) > high):
+    clip = support == "clip" and (np.float32(found_low) < low or np.float32(found_high) > high)
+    if clip:
+        values = np.clip(values, low, high)
+    likelihood.check_data(values)  # before the warning: values it refuses are not clipped
+    if clip:
         fix = (
             "Counts cannot be negative: check how these values were made."
             if likelihood.integer_valued
@@ -286,9 +290,7 @@ def check_values(values, likelihood, estimator_name, *, support="refuse", implic
             OutOfSupportWarning,
             stacklevel=outside_stacklevel(),
         )
-        values = np.clip(values, low, high)
         found = max(found_low, low), min(found_high, high)
-    likelihood.check_data(values)
     return values, True, found
 
 
@@ -335,6 +337,8 @@ def check_data(estimator, X, *, reset, support="refuse"):
         )
     elif LIKELIHOODS[estimator.likelihood].encoder_input == "log1p-standardized":
         check_training_counts(X, type(estimator).__name__, value_range)
+    else:
+        warn_float32_resolution(X, type(estimator).__name__)
     return X
 
 
@@ -416,20 +420,65 @@ def check_distance_from_training(X, encoder_input, estimator_name, value_range):
 
 
 def check_training_counts(X, estimator_name, value_range):
-    """In fit, refuse a count above ``MAX_COUNT``, where the count likelihoods' float32
-    arithmetic overflows: the check new data gets from :func:`check_distance_from_training`."""
+    """In fit, refuse a count above ``MAX_RATE``, the largest mean the count likelihoods
+    model (a model could not fit it; beyond ``MAX_COUNT`` their float32 arithmetic would
+    overflow, the check new data gets from :func:`check_distance_from_training`)."""
     values = X.data if sp.issparse(X) else X
     high = value_range[1]
     if np.isnan(high):
         high = np.fmax.reduce(values, axis=None)
-    if not high > MAX_COUNT:
+    if not high > MAX_RATE:
         return
     flat = np.nanargmax(values)
     column = X.indices[flat] if sp.issparse(X) else np.unravel_index(flat, X.shape)[1]
     raise ValueError(
         f"X has the value {values.flat[flat]:g} in feature {column}, a count above "
-        f"{MAX_COUNT:.0e}, where the likelihood's float32 arithmetic overflows; "
-        f"{estimator_name} cannot train on it. " + PLACEHOLDER_ADVICE
+        f"{MAX_RATE:.2g}, the largest mean that the count likelihoods model (exp(30)); "
+        f"{estimator_name} cannot train on it. Count in larger units (divide the feature), "
+        "or model log1p of the data with likelihood='gaussian'. " + PLACEHOLDER_ADVICE
+    )
+
+
+# A feature whose training standard deviation is under this many steps of float32 at its
+# values reaches the model, which reads it in float32, as a few levels (1e7 plus or minus 1:
+# five). At 1e6 plus or minus 1 (16 steps) rounding adds noise of 2% of the spread, no more.
+MIN_FLOAT32_STEPS = 4
+
+
+def warn_float32_resolution(X, estimator_name):
+    """In fit, warn of features of float64 data whose values lie so close together for their
+    size (an offset of 1e8 and a spread of 1) that float32, the model's precision, rounds
+    them to a few levels: centred after rounding, such a feature loses most of its
+    variation, and the model scores it as almost constant."""
+    if sp.issparse(X) or X.dtype != np.float64 or X.shape[0] < 2:
+        return
+    low, high = np.fmin.reduce(X, axis=0), np.fmax.reduce(X, axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        step = np.spacing(np.fmax(np.abs(low), np.abs(high)).astype(np.float32))
+    step = step.astype(np.float64)
+    # A spread of range r over n rows has a standard deviation of at least r / sqrt(2 n):
+    # only features below that bound need their standard deviation computed.
+    candidates = np.flatnonzero(MIN_FLOAT32_STEPS * step > (high - low) / np.sqrt(2 * len(X)))
+    if not candidates.size:
+        return
+    std = np.nanstd(X[:, candidates], axis=0)
+    coarse = (std > 0) & (MIN_FLOAT32_STEPS * step[candidates] > std)
+    if not coarse.any():
+        return
+    ratio = np.where(coarse, step[candidates] / np.where(std > 0, std, 1.0), 0.0)
+    worst = np.argmax(ratio)
+    feature = candidates[worst]
+    others = int(coarse.sum()) - 1
+    warnings.warn(
+        f"Feature {feature} of X (mean {np.nanmean(X[:, feature]):.6g}, standard deviation "
+        f"{std[worst]:.3g}) varies too little for its size: {estimator_name} computes in "
+        f"float32, which rounds its values to steps of {step[feature]:.3g}, "
+        f"{ratio[worst]:.0%} of their standard deviation, so the model reads a few levels of "
+        "them at most"
+        + (f" (and {others} more such features)" if others else "")
+        + ". Subtract an offset first: put StandardScaler() before the model in a Pipeline.",
+        UserWarning,
+        stacklevel=outside_stacklevel(),
     )
 
 

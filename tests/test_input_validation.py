@@ -13,11 +13,12 @@ from conftest import FAST
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils.parallel import Parallel, delayed
 
 from skvae import GaussianVAE, OutOfSupportWarning, SparseVAE, VAEImputer
+from skvae._families import LIKELIHOODS
 
 
 def _snapshot(vae):
@@ -166,9 +167,11 @@ def test_negative_counts_are_scored_clipped_and_non_counts_refused(counts):
     stray[0, 0] = -1
     with pytest.warns(OutOfSupportWarning, match="likelihood='poisson'"):
         assert np.isfinite(vae.score_samples(stray)).all()
-    stray[0, 0] = 0.5
-    with pytest.raises(ValueError, match="needs counts"):
-        vae.score_samples(stray)
+    stray[0, 0], stray[1, 0] = -1, 0.5  # not counts: refused, without a warning of clipping
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="needs counts.*'gaussian' for real values"):
+            vae.score_samples(stray)
     stray[1, 0], stray[2, 0] = -1, -2  # log1p would give -inf and NaN to the encoder
     assert np.isfinite(vae.transform(stray)).all()
 
@@ -265,24 +268,66 @@ def test_counts_are_refused_only_where_their_likelihood_overflows(counts, likeli
 
 
 @pytest.mark.parametrize("likelihood", ["poisson", "negative-binomial"])
-def test_fit_refuses_the_counts_that_scoring_refuses(counts, likelihood):
+def test_fit_refuses_counts_above_the_largest_rate_it_models(counts, likelihood):
     # fit once trained on a count of 1e31 that transform then refused, and on 9.97e36 failed
-    # with advice about the learning rate.
+    # with advice about the learning rate; counts above exp(30), the cap of the rate, left a
+    # model that never moved from its start (the capped rate had no gradient).
     fitted = SparseVAE(**{**FAST, "likelihood": likelihood}).fit(counts)
     before = {k: v.clone() for k, v in fitted.module_.state_dict().items()}
-    for value in (1e31, 9.96921e36):
+    for value, shown in [(2e13, r"2e\+13"), (1e31, r"1e\+31"), (9.96921e36, r"9.96921e\+36")]:
         huge = counts.toarray()
         huge[3, 7] = value
         for data in (huge, sp.csr_matrix(huge)):
-            with pytest.raises(
-                ValueError,
-                match=r"value 1e\+31 in feature 7, a count above 1e\+30|"
-                r"value 9.96921e\+36 in feature 7",
-            ):
+            message = rf"value {shown} in feature 7, a count above 1.1e\+13, the largest mean"
+            with pytest.raises(ValueError, match=message + ".*divide the feature"):
                 fitted.fit(data)
-            with pytest.raises(ValueError, match="a count above 1e"):
+            with pytest.raises(ValueError, match=message):
                 SparseVAE(**{**FAST, "likelihood": likelihood}).partial_fit(data)
     assert all(torch.equal(v, fitted.module_.state_dict()[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize("likelihood", ["poisson", "negative-binomial"])
+def test_a_decoder_output_above_the_rate_cap_is_pulled_back(likelihood):
+    # The rate is held at exp(30) in value; the gradient of a count below it still says
+    # "lower", where a plain clamp gave none and the output stayed stuck above the cap.
+    head = LIKELIHOODS[likelihood](1)
+    output = torch.tensor([[35.0]], requires_grad=True)
+    p_x = head(output)
+    assert p_x.mean.item() == pytest.approx(np.exp(30), rel=1e-5)
+    p_x.log_prob(torch.tensor([[1e12]])).sum().backward()
+    assert output.grad.item() < 0
+
+
+def test_counts_are_fitted_up_to_the_rate_cap():
+    # Counts near 1e12 (the cap is 1.07e13): the model learns them.
+    rng = np.random.default_rng(0)
+    X = np.round(1e11 * np.exp(rng.normal(size=(200, 1)) + 0.3 * rng.normal(size=(1, 5))))
+    vae = GaussianVAE(n_components=4, max_iter=30, tol=None, likelihood="poisson", random_state=0)
+    vae.fit(X)
+    assert vae.loss_curve_[-1] < 0.1 * vae.loss_curve_[0]
+    relative_error = np.abs(vae.inverse_transform(vae.transform(X)) - X) / X
+    assert np.median(relative_error) < 0.2
+
+
+def test_a_feature_float32_cannot_resolve_warns_and_names_the_fix():
+    X = load_diabetes().data
+    X = (X - X.mean(0)) / X.std(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an ordinary table, or an offset float32 resolves
+        GaussianVAE(**FAST, tol=None).fit(X + np.r_[1e6, np.zeros(9)])  # 16 steps a std
+        GaussianVAE(**FAST, tol=None).fit(X.astype(np.float32) + np.float32(1e8))  # rounded
+    shifted = X + np.r_[0, 1e8, 0, 1e7, np.zeros(6)]
+    vae = GaussianVAE(**FAST, tol=None)
+    with pytest.warns(
+        UserWarning,
+        match=r"Feature 1 of X \(mean 1e\+08, standard deviation 1\) varies too little.*"
+        r"steps of 8, 800% of their standard deviation.*\(and 1 more such features\).*"
+        r"StandardScaler",
+    ):
+        vae.fit(shifted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once, in fit
+        vae.score(shifted)
 
 
 def test_sparse_duplicate_entries_are_checked_once_summed(counts):
@@ -326,7 +371,8 @@ def test_a_constant_column_in_large_units_is_not_a_placeholder():
     # here): measured against float32's resolution at the mean, they are where they were.
     X = np.random.RandomState(0).normal(size=(50, 3))
     X[:, 1] = 2.74022147e24 * (1 + 1e-9 * np.arange(50))
-    vae = GaussianVAE(**FAST).fit(X)
+    with pytest.warns(UserWarning, match="Feature 1 of X .* varies too little"):
+        vae = GaussianVAE(**FAST).fit(X)
     assert np.isfinite(vae.transform(X)).all()
 
 
