@@ -229,6 +229,22 @@ def test_imputer_refuses_a_foreign_estimator_and_empty_data(cancer):
         VAEImputer(SMALL_VAE, missing_values=-1).fit(np.where(cancer > 2, np.nan, cancer))
 
 
+def test_the_imputers_warnings_reach_its_caller_and_say_whose_model_it_is(cancer):
+    # VAEImputer() fits a GaussianVAE its user never built: the ConvergenceWarning says where
+    # its budget goes. Other warnings of the fit pass on as they are.
+    X, _ = _holes(cancer[:200], 0.2)
+    X[:, 3] += 1e8  # a feature float32 rounds to a few levels
+    with pytest.warns(
+        ConvergenceWarning,
+        match=r"^VAEImputer's estimator, GaussianVAE: maximum iterations \(3\) reached.*"
+        r"Set these on the estimator: VAEImputer\(estimator=GaussianVAE\(max_iter=\.\.\.\)\)",
+    ) as record:
+        VAEImputer(GaussianVAE(**FAST)).fit(X)
+    assert {type(r.message) for r in record} == {ConvergenceWarning, UserWarning}
+    assert all(r.filename == __file__ for r in record)  # at the imputer's caller
+    assert "Feature 3 of X" in str(next(r.message for r in record if r.category is UserWarning))
+
+
 def test_imputer_fills_rows_missing_entirely_with_the_model_mean(cancer):
     X_missing, _ = _holes(cancer[:200], 0.3)
     imputer = VAEImputer(SMALL_VAE, random_state=0).fit(X_missing)
