@@ -55,11 +55,17 @@ def save(estimator, path):
     estimator : fitted SparseVAE or GaussianVAE
         A ``random_state`` given as a RandomState instance is stored as None; the fitted
         generator's state is stored in full.
-    path : str or path-like
+    path : str, path-like or binary file object
+        Where to write: a file name, or an object with a ``write`` method (a file opened
+        with ``"wb"``, an ``io.BytesIO``), as :func:`torch.save` takes.
     """
     name = type(estimator).__name__
-    if name not in ESTIMATORS:
-        raise TypeError(f"save takes a SparseVAE or GaussianVAE, got {name}.")
+    if name not in ESTIMATORS or type(estimator) is not ESTIMATORS[name]:
+        raise TypeError(
+            f"save takes a SparseVAE or GaussianVAE, got {name}: load rebuilds a model from "
+            "its class name, and the code of a subclass cannot be stored safely. Pickle it "
+            "instead (loading a pickle runs code from it)."
+        )
     if not hasattr(estimator, "module_"):
         raise ValueError(f"This {name} is not fitted yet; fit it before saving.")
     estimator._validate_params()  # a file that load would refuse is never written
@@ -95,8 +101,12 @@ def save(estimator, path):
     buffer = io.BytesIO()
     torch.save(content, buffer)
     payload = buffer.getvalue()
+    data = MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    if hasattr(path, "write"):
+        path.write(data)
+        return
     with open(path, "wb") as file:
-        file.write(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+        file.write(data)
 
 
 def load(path, *, device=None):
@@ -104,7 +114,9 @@ def load(path, *, device=None):
 
     Parameters
     ----------
-    path : str or path-like
+    path : str, path-like or binary file object
+        A file name, or an object with a ``read`` method (a file opened with ``"rb"``, an
+        ``io.BytesIO``), as :func:`torch.load` takes.
     device : str, default=None
         Device to put the weights on (a ValueError if it is not available); None uses the
         saved ``device`` parameter, or the CPU with a warning when that device is not
@@ -122,8 +134,12 @@ def load(path, *, device=None):
         a newer format, or does not describe a consistent model.
     """
     target = resolve_device(device) if device else None  # the caller's error, not the file's
-    with open(path, "rb") as file:
-        data = file.read()
+    if hasattr(path, "read"):
+        data = path.read()
+        path = getattr(path, "name", "The file object")
+    else:
+        with open(path, "rb") as file:
+            data = file.read()
     if not data.startswith(MAGIC):
         raise ValueError(f"{path} is not an skvae model file (it lacks the skvae header).")
     digest, _, payload = data[len(MAGIC) :].partition(b"\n")

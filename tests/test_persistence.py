@@ -251,6 +251,27 @@ def test_save_refuses_what_it_cannot_store(tmp_path):
     with pytest.raises(TypeError, match="takes a SparseVAE or GaussianVAE"):
         skvae.save(object(), tmp_path / "x")
 
+    # Named as skvae's class, which load would build instead.
+    subclass = type("SparseVAE", (skvae.SparseVAE,), {})
+    subclassed = subclass(**FAST).fit(np.random.RandomState(0).rand(30, 4))
+    with pytest.raises(TypeError, match="got SparseVAE: load rebuilds.*Pickle it instead"):
+        skvae.save(subclassed, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_save_and_load_take_file_objects(fitted, small_digits, tmp_path):
+    X, _ = small_digits
+    buffer = io.BytesIO()
+    skvae.save(fitted, buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(skvae.load(buffer).transform(X), fitted.transform(X))
+    with open(tmp_path / "model.skvae", "wb") as file:
+        skvae.save(fitted, file)
+    with open(tmp_path / "model.skvae", "rb") as file:
+        assert skvae.load(file).score(X) == fitted.score(X)
+    with pytest.raises(ValueError, match="The file object is not an skvae model file"):
+        skvae.load(io.BytesIO(b"not a model"))
+
 
 def test_save_refuses_parameters_that_load_would_refuse(fitted, tmp_path):
     vae = pickle.loads(pickle.dumps(fitted)).set_params(likelihood="Gaussian")
