@@ -313,7 +313,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             check_architecture(
                 self._architecture(), self.module_.architecture if continued else None
             )
-            X = check_data(self, X, reset=not continued)
+            X = check_data(self, X, reset=not continued, training=True)
             X_all = training_data(X, device)
             if continued:
                 self._move_to(device)

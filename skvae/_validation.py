@@ -294,7 +294,7 @@ def check_values(values, likelihood, estimator_name, *, support="refuse", implic
     return values, True, found
 
 
-def check_data(estimator, X, *, reset, support="refuse"):
+def check_data(estimator, X, *, reset, support="refuse", training=False):
     """Validated float data for ``estimator``: a dense array, or a CSR matrix (batches are
     densified as they are drawn). NaN marks missing values; a row with no observed value,
     or (``reset``: in fit) a feature never observed, raises. ``support`` is as in
@@ -335,10 +335,12 @@ def check_data(estimator, X, *, reset, support="refuse"):
         check_distance_from_training(
             X, estimator.module_.input, type(estimator).__name__, value_range
         )
-    elif LIKELIHOODS[estimator.likelihood].encoder_input == "log1p-standardized":
-        check_training_counts(X, type(estimator).__name__, value_range)
-    else:
-        warn_float32_resolution(X, type(estimator).__name__)
+    if training:  # a model's first fit, or one that goes on (warm_start, partial_fit)
+        likelihood = LIKELIHOODS[estimator.likelihood] if reset else estimator.module_.likelihood
+        if likelihood.encoder_input == "log1p-standardized":
+            check_training_counts(X, type(estimator).__name__, value_range)
+        else:
+            warn_float32_resolution(X, estimator)
     return X
 
 
@@ -439,42 +441,49 @@ def check_training_counts(X, estimator_name, value_range):
     )
 
 
-# A feature whose training standard deviation is under this many steps of float32 at its
-# values reaches the model, which reads it in float32, as a few levels (1e7 plus or minus 1:
-# five). At 1e6 plus or minus 1 (16 steps) rounding adds noise of 2% of the spread, no more.
-MIN_FLOAT32_STEPS = 4
+# A feature whose float32 rounding errors have a standard deviation above this share of its
+# own reaches the model, which reads it in float32, as a few levels: 1e7 plus or minus 1
+# (rounded to steps of 1, errors of 0.29 standard deviations) keeps five. At 1e6 plus or
+# minus 1 (steps of 1/16) the errors are 0.018 of the spread.
+MAX_ROUNDING_SHARE = 0.1
 
 
-def warn_float32_resolution(X, estimator_name):
-    """In fit, warn of features of float64 data whose values lie so close together for their
-    size (an offset of 1e8 and a spread of 1) that float32, the model's precision, rounds
-    them to a few levels: centred after rounding, such a feature loses most of its
-    variation, and the model scores it as almost constant."""
+def warn_float32_resolution(X, estimator):
+    """In a fit, warn of the features of float64 data whose values lie so close together
+    for their size (an offset of 1e8 and a spread of 1) that float32, the model's
+    precision, rounds them to a few levels: the model loses most of their variation and
+    scores them as almost constant. (A sparse X's batches are rounded the same way; its
+    stored values are not checked.)"""
     if sp.issparse(X) or X.dtype != np.float64 or X.shape[0] < 2:
         return
     low, high = np.fmin.reduce(X, axis=0), np.fmax.reduce(X, axis=0)
     with np.errstate(over="ignore", invalid="ignore"):
         step = np.spacing(np.fmax(np.abs(low), np.abs(high)).astype(np.float32))
-    step = step.astype(np.float64)
-    # A spread of range r over n rows has a standard deviation of at least r / sqrt(2 n):
-    # only features below that bound need their standard deviation computed.
-    candidates = np.flatnonzero(MIN_FLOAT32_STEPS * step > (high - low) / np.sqrt(2 * len(X)))
+    # Rounding errors are at most half a step, and a range r over n rows has a standard
+    # deviation of at least r / sqrt(2 n): only the features that pass both bounds need
+    # their errors measured.
+    bound = 0.5 * step.astype(np.float64) / MAX_ROUNDING_SHARE
+    candidates = np.flatnonzero((high > low) & (bound > (high - low) / np.sqrt(2 * len(X))))
     if not candidates.size:
         return
-    std = np.nanstd(X[:, candidates], axis=0)
-    coarse = (std > 0) & (MIN_FLOAT32_STEPS * step[candidates] > std)
+    values = X[:, candidates]
+    with np.errstate(over="ignore", invalid="ignore"):
+        errors = values.astype(np.float32).astype(np.float64) - values
+    share = np.nanstd(errors, axis=0) / np.nanstd(values, axis=0)
+    coarse = share > MAX_ROUNDING_SHARE
     if not coarse.any():
         return
-    ratio = np.where(coarse, step[candidates] / np.where(std > 0, std, 1.0), 0.0)
-    worst = np.argmax(ratio)
+    worst = np.argmax(np.where(coarse, share, 0.0))
     feature = candidates[worst]
+    names = getattr(estimator, "feature_names_in_", None)
+    name = f"Feature {names[feature]!r}" if names is not None else f"Feature {feature}"
     others = int(coarse.sum()) - 1
     warnings.warn(
-        f"Feature {feature} of X (mean {np.nanmean(X[:, feature]):.6g}, standard deviation "
-        f"{std[worst]:.3g}) varies too little for its size: {estimator_name} computes in "
-        f"float32, which rounds its values to steps of {step[feature]:.3g}, "
-        f"{ratio[worst]:.0%} of their standard deviation, so the model reads a few levels of "
-        "them at most"
+        f"{name} of X (mean {np.nanmean(values[:, worst]):.6g}, standard deviation "
+        f"{np.nanstd(values[:, worst]):.3g}) varies too little for its size: "
+        f"{type(estimator).__name__} computes in float32, whose rounding errors there are "
+        f"{share[worst]:.0%} of its standard deviation (steps of {step[feature]:.3g}), so the "
+        "model reads a few levels of it at most"
         + (f" (and {others} more such features)" if others else "")
         + ". Subtract an offset first: put StandardScaler() before the model in a Pipeline.",
         UserWarning,

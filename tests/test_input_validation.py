@@ -283,6 +283,13 @@ def test_fit_refuses_counts_above_the_largest_rate_it_models(counts, likelihood)
                 fitted.fit(data)
             with pytest.raises(ValueError, match=message):
                 SparseVAE(**{**FAST, "likelihood": likelihood}).partial_fit(data)
+            # A model that goes on, too (above 1e30 new data's own check speaks first).
+            going_on = rf"value {shown} in feature 7, a count above 1"
+            with pytest.raises(ValueError, match=going_on):
+                fitted.partial_fit(data)
+            with pytest.raises(ValueError, match=going_on):
+                fitted.set_params(warm_start=True).fit(data)
+            fitted.set_params(warm_start=False)
     assert all(torch.equal(v, fitted.module_.state_dict()[k]) for k, v in before.items())
 
 
@@ -296,6 +303,14 @@ def test_a_decoder_output_above_the_rate_cap_is_pulled_back(likelihood):
     assert p_x.mean.item() == pytest.approx(np.exp(30), rel=1e-5)
     p_x.log_prob(torch.tensor([[1e12]])).sum().backward()
     assert output.grad.item() < 0
+    # Held at the cap however far above it (float32 once rounded 1e9 - (1e9 - 30) to 0).
+    assert head(torch.tensor([[1e9]])).mean.item() == pytest.approx(np.exp(30), rel=1e-5)
+
+
+def test_a_poisson_count_of_0_at_a_vanishing_rate_is_certain():
+    # exp(-120) is 0 in float32: 0 * log(0) must be 0, not NaN.
+    p_x = LIKELIHOODS["poisson"](1)(torch.tensor([[-120.0]]))
+    assert p_x.log_prob(torch.tensor([[0.0]])).item() == 0.0
 
 
 def test_counts_are_fitted_up_to_the_rate_cap():
@@ -347,18 +362,27 @@ def test_a_feature_float32_cannot_resolve_warns_and_names_the_fix():
         warnings.simplefilter("error")  # an ordinary table, or an offset float32 resolves
         GaussianVAE(**FAST, tol=None).fit(X + np.r_[1e6, np.zeros(9)])  # 16 steps a std
         GaussianVAE(**FAST, tol=None).fit(X.astype(np.float32) + np.float32(1e8))  # rounded
+        outlier = X.copy()  # two values that float32 holds exactly, however far apart
+        outlier[:, 0], outlier[0, 0] = 1e8, 1e8 + 1000
+        GaussianVAE(**FAST, tol=None).fit(outlier)
     shifted = X + np.r_[0, 1e8, 0, 1e7, np.zeros(6)]
     vae = GaussianVAE(**FAST, tol=None)
     with pytest.warns(
         UserWarning,
         match=r"Feature 1 of X \(mean 1e\+08, standard deviation 1\) varies too little.*"
-        r"steps of 8, 800% of their standard deviation.*\(and 1 more such features\).*"
-        r"StandardScaler",
+        r"rounding errors there are 100% of its standard deviation \(steps of 8\).*"
+        r"\(and 1 more such features\).*StandardScaler",
     ):
         vae.fit(shifted)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # said once, in fit
+        warnings.simplefilter("error")  # said in a fit, not in scoring
         vae.score(shifted)
+    with pytest.warns(UserWarning, match="Feature 1 of X"):  # each fit, partial ones too
+        vae.partial_fit(shifted)
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(shifted, columns=[f"c{i}" for i in range(10)])
+    with pytest.warns(UserWarning, match=r"Feature 'c1' of X \(mean 1e\+08"):
+        GaussianVAE(**FAST, tol=None).fit(frame)
 
 
 def test_sparse_duplicate_entries_are_checked_once_summed(counts):
