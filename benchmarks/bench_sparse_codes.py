@@ -156,7 +156,9 @@ class JointMixture:
     """``sum_k pi_k prod_d p_k(z_d)`` for ``parts``, a distribution of batch shape
     ``(K, n_components)``. ``log_prob`` spreads the joint log-density evenly over the
     dimensions, so that its sum over the last axis, all that the ELBO and the importance
-    weights read, is the joint one (``kl_per_dimension`` then splits the KL evenly too)."""
+    weights read, is the joint one; per dimension it means nothing, nor does
+    ``kl_per_dimension``'s split of the KL. It draws no samples: ``sample`` and
+    ``--aggregate-mmd`` are not available with it."""
 
     def __init__(self, logits, parts):
         self.log_weights, self.parts = torch.log_softmax(logits, -1), parts
@@ -171,7 +173,7 @@ class PriorMixtureModule(VAEModule):
     """The module with a mixture prior of ``n_parts`` products of its prior family, each
     with its own learned weight, location and scale in every dimension (scales start at
     ``exp(N(0, 0.5^2))`` draws from the module's generator, which breaks the parts'
-    symmetry)."""
+    symmetry). The estimator's ``prior_scale`` is not used."""
 
     n_parts = 20
 
@@ -235,6 +237,8 @@ def parse_args():
     parser.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files")
     parser.add_argument("--quick", action="store_true", help="2000/500 digits, 2 epochs")
     args = parser.parse_args()
+    if args.aggregate_mmd and args.prior_mixture:
+        parser.error("--aggregate-mmd draws from the prior, which --prior-mixture cannot")
     if args.quick:
         args.n_train, args.n_test, args.epochs = 2000, 500, 2
         args.importance_samples, args.n_iwae = 10, 100

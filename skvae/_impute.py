@@ -1,12 +1,10 @@
 """VAEImputer: missing values filled in by a variational autoencoder (MIWAE)."""
 
-import warnings
 from numbers import Integral
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context, clone
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._missing import is_pandas_na, is_scalar_nan
 from sklearn.utils._param_validation import HasMethods, Interval, MissingValues
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -17,31 +15,9 @@ from ._validation import (
     check_distance_from_training,
     check_params_in_use,
     check_values,
-    outside_stacklevel,
     random_state_or_entropy,
     unchanged_on_error,
 )
-
-
-def _fit_saying_whose(estimator, X):
-    """``estimator.fit(X)``, its warnings passed on to the imputer's caller; a
-    ConvergenceWarning also says that the model is the imputer's and where its budget goes
-    (the user of ``VAEImputer()`` never built the GaussianVAE it names)."""
-    caught = []
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            return estimator.fit(X)
-    finally:
-        for record in caught:
-            message = record.message
-            if isinstance(message, ConvergenceWarning):
-                name = type(estimator).__name__
-                message = ConvergenceWarning(
-                    f"VAEImputer's estimator, {message} Set these on the estimator: "
-                    f"VAEImputer(estimator={name}(max_iter=...))."
-                )
-            warnings.warn(message, stacklevel=outside_stacklevel())
 
 
 class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -201,7 +177,10 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 raise ValueError(
                     "Every row of X is missing entirely; VAEImputer has nothing to learn from."
                 )
-            self.estimator_ = _fit_saying_whose(estimator, X[observed_rows])
+            # Its ConvergenceWarning then says that the model is this imputer's, and where its
+            # budget goes: the user of VAEImputer() never built the GaussianVAE it names.
+            estimator._fitted_for = type(self).__name__
+            self.estimator_ = estimator.fit(X[observed_rows])
             self._seed = int(rng.randint(np.iinfo(np.int32).max))
         return self
 

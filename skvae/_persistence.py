@@ -135,8 +135,11 @@ def load(path, *, device=None):
     """
     target = resolve_device(device) if device else None  # the caller's error, not the file's
     if hasattr(path, "read"):
-        data = path.read()
-        path = getattr(path, "name", "The file object")
+        name = getattr(path, "name", None) or "The file object"
+        data = b"" if isinstance(path, io.TextIOBase) else path.read()
+        if not isinstance(data, bytes) or isinstance(path, io.TextIOBase):
+            raise TypeError(f"{name} reads text; open it in binary mode, open(path, 'rb').")
+        path = name
     else:
         with open(path, "rb") as file:
             data = file.read()

@@ -439,12 +439,18 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                         "of held-out rows (on a small data set the training ELBO can keep "
                         "rising while the model overfits)."
                     )
-                    warnings.warn(
-                        f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached "
-                        f"and the ELBO has not converged yet; {fix}",
-                        ConvergenceWarning,
-                        stacklevel=outside_stacklevel(),
+                    name = type(self).__name__
+                    message = (
+                        f"{name}: maximum iterations ({self.max_iter}) reached and the ELBO "
+                        f"has not converged yet; {fix}"
                     )
+                    owner = getattr(self, "_fitted_for", None)  # fitted by a VAEImputer
+                    if owner:
+                        message = (
+                            f"{owner}'s estimator, {message} Set these on the estimator: "
+                            f"{owner}(estimator={name}(max_iter=...))."
+                        )
+                    warnings.warn(message, ConvergenceWarning, stacklevel=outside_stacklevel())
         rule.restore_best(self.module_)
         self.module_.eval()
         self.best_loss_ = rule.best_loss

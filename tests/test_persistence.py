@@ -271,6 +271,8 @@ def test_save_and_load_take_file_objects(fitted, small_digits, tmp_path):
         assert skvae.load(file).score(X) == fitted.score(X)
     with pytest.raises(ValueError, match="The file object is not an skvae model file"):
         skvae.load(io.BytesIO(b"not a model"))
+    with open(tmp_path / "model.skvae") as text, pytest.raises(TypeError, match="'rb'"):
+        skvae.load(text)
 
 
 def test_save_refuses_parameters_that_load_would_refuse(fitted, tmp_path):
