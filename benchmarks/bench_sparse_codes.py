@@ -29,7 +29,8 @@ is the prior ``sparse-mixture``, registered by this script for the comparison on
 
 ``--prior-mixture K`` replaces every SparseVAE's prior by a mixture of K products of its
 family, ``p(z) = sum_k pi_k prod_d p(z_d; m_kd, s_kd)``, the weights, locations and scales
-learned with the networks on the ELBO (its KL by Monte Carlo). Under a product prior a
+learned with the networks on the ELBO (its KL by Monte Carlo; with
+``--prior-mixture-scales-only`` every ``m_kd`` is 0). Under a product prior a
 dimension that is off in some codes and on in others pays the entropy of its on/off pattern
 in KL; under the mixture the dimensions' patterns can be correlated, and the model pays for
 the pattern of the whole code.
@@ -176,12 +177,16 @@ class PriorMixtureModule(VAEModule):
     symmetry). The estimator's ``prior_scale`` is not used."""
 
     n_parts = 20
+    learn_locations = True
 
     def __init__(self, *args, generator, **kwargs):
         super().__init__(*args, generator=generator, **kwargs)
         d = self.architecture["n_components"]
         self.mixture_logits = nn.Parameter(torch.zeros(self.n_parts))
-        self.mixture_loc = nn.Parameter(torch.zeros(self.n_parts, d))
+        if self.learn_locations:
+            self.mixture_loc = nn.Parameter(torch.zeros(self.n_parts, d))
+        else:  # parts that differ in their scales only, all centred at 0
+            self.register_buffer("mixture_loc", torch.zeros(self.n_parts, d))
         spread = 0.5 * torch.randn(self.n_parts, d, generator=generator)
         self.mixture_log_scale = nn.Parameter(spread)
         self.analytic_kl = False  # no closed form against a mixture
@@ -194,9 +199,10 @@ class PriorMixtureModule(VAEModule):
         return JointMixture(self.mixture_logits, parts)
 
 
-def prior_mixture_seam(n_parts):
+def prior_mixture_seam(n_parts, learn_locations=True):
     """A seam for ``make_vae`` whose fits build :class:`PriorMixtureModule` of ``n_parts``."""
-    module = type("PriorMixtureModule", (PriorMixtureModule,), {"n_parts": n_parts})
+    attributes = {"n_parts": n_parts, "learn_locations": learn_locations}
+    module = type("PriorMixtureModule", (PriorMixtureModule,), attributes)
     return type("PriorMixture", (), {"_module_class": module})
 
 
@@ -230,6 +236,11 @@ def parse_args():
         default=0,
         metavar="K",
         help="give every SparseVAE a learned mixture of K products of its prior (0: none)",
+    )
+    parser.add_argument(
+        "--prior-mixture-scales-only",
+        action="store_true",
+        help="the mixture's parts all centred at 0, differing in their scales only",
     )
     add_vae_param_argument(
         parser, "set a VAE parameter for every model, e.g. n_importance_samples=5 (repeatable)"
@@ -266,7 +277,7 @@ def make_model(model, args):
     }
     seams = (AggregateMMD,) if args.aggregate_mmd else ()
     if args.prior_mixture and prior != "normal":
-        seams += (prior_mixture_seam(args.prior_mixture),)
+        seams += (prior_mixture_seam(args.prior_mixture, not args.prior_mixture_scales_only),)
     vae = make_vae(prior, seams=seams, **{**settings, **vae_params})
     if args.aggregate_mmd:
         vae.aggregate_mmd = args.aggregate_mmd

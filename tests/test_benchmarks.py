@@ -50,6 +50,7 @@ def test_vae_param_overrides_the_sparse_code_settings(benchmarks):
         vae_param=[("activation", "relu"), ("n_importance_samples", 5)],
         aggregate_mmd=0.0,
         prior_mixture=0,
+        prior_mixture_scales_only=False,
     )
     vae = make_model("laplace/thresholded:0.5", args)
     assert (vae.activation, vae.n_importance_samples) == ("relu", 5)
@@ -100,6 +101,7 @@ def test_aggregate_mmd_trains_with_the_regularised_loss(benchmarks, small_digits
         vae_param=[("prior_scale", 1.0)],
         aggregate_mmd=0.0,
         prior_mixture=0,
+        prior_mixture_scales_only=False,
     )
     plain = make_model("laplace/thresholded:0.5", args).fit(X)
     args.aggregate_mmd = 10.0
@@ -138,6 +140,7 @@ def test_prior_mixture_trains_the_mixture_on_the_elbo(benchmarks, small_digits):
         vae_param=[],
         aggregate_mmd=0.0,
         prior_mixture=5,
+        prior_mixture_scales_only=False,
     )
     vae = make_model("laplace/thresholded:0.5", args)
     assert type(vae).__name__ == "PriorMixtureSparseVAE"
@@ -155,6 +158,9 @@ def test_prior_mixture_trains_the_mixture_on_the_elbo(benchmarks, small_digits):
         expected = (log_px - kl).mean(0).cpu().numpy()
     assert_allclose(vae.score_samples(X[:20]), expected, rtol=1e-5)
     assert (vae.transform(X) == 0).any()
+    args.prior_mixture_scales_only = True  # parts centred at 0: a buffer, not trained
+    centred = make_model("laplace/thresholded:0.5", args).fit(X).module_
+    assert "mixture_loc" in dict(centred.named_buffers()) and not centred.mixture_loc.any()
 
 
 def test_the_small_tables_benchmark_runs(benchmarks, capsys, monkeypatch):
