@@ -641,7 +641,7 @@ MAX_RATE = math.exp(_MAX_LOG_RATE)
 def _capped_log_rate(output):
     """``output`` held at ``_MAX_LOG_RATE`` in value, with the gradient of ``output``. (Not
     ``output - (output - cap).detach()``, which float32 rounds to 0 for an output of 1e9.)"""
-    return output.clamp(max=_MAX_LOG_RATE) + (output - output.detach())
+    return output.clamp(max=_MAX_LOG_RATE).detach() + (output - output.detach())
 
 
 class _CountLikelihood(Likelihood):

@@ -305,6 +305,19 @@ def test_a_decoder_output_above_the_rate_cap_is_pulled_back(likelihood):
     assert output.grad.item() < 0
     # Held at the cap however far above it (float32 once rounded 1e9 - (1e9 - 30) to 0).
     assert head(torch.tensor([[1e9]])).mean.item() == pytest.approx(np.exp(30), rel=1e-5)
+    # Below the cap, the log-mean and its gradient are the output's own (a cap that added
+    # the identity's gradient to the clamp's once doubled it).
+    output = torch.tensor([[2.0]], requires_grad=True)
+    p_x = head(output)
+    assert p_x.mean.item() == pytest.approx(np.exp(2.0), rel=1e-6)
+    p_x.log_prob(torch.tensor([[3.0]])).sum().backward()
+    mean = np.exp(2.0)
+    if likelihood == "poisson":
+        expected = 3 - mean  # d/d log(rate) of 3 log(rate) - rate
+    else:
+        theta = p_x.total_count.item()
+        expected = theta * (3 - mean) / (theta + mean)  # d/d log(mean), NB(mean, theta)
+    assert output.grad.item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_a_poisson_count_of_0_at_a_vanishing_rate_is_certain():
