@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from skvae import GaussianVAE, SparseVAE
 from skvae._families import POSTERIORS
+from skvae._module import VAEModule
 
 
 def parse_model(model):
@@ -82,6 +84,83 @@ def pythae_encoder_decoder(n_features, hidden, n_components, activation):
             return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
 
     return Encoder(), Decoder()
+
+
+class JointMixture:
+    """``sum_k pi_k prod_d p_k(z_d)`` for ``parts``, a distribution of batch shape
+    ``(K, n_components)``. ``log_prob`` spreads the joint log-density evenly over the
+    dimensions, so that its sum over the last axis, all that the ELBO and the importance
+    weights read, is the joint one; per dimension it means nothing, nor does
+    ``kl_per_dimension``'s split of the KL. It draws no samples: ``sample`` and
+    ``--aggregate-mmd`` are not available with it."""
+
+    def __init__(self, logits, parts):
+        self.log_weights, self.parts = torch.log_softmax(logits, -1), parts
+
+    def log_prob(self, z):
+        joint = self.parts.log_prob(z.unsqueeze(-2)).sum(-1) + self.log_weights
+        joint = torch.logsumexp(joint, -1)
+        return (joint / z.shape[-1]).unsqueeze(-1).expand(z.shape)
+
+
+class PriorMixtureModule(VAEModule):
+    """The module with a mixture prior of ``n_parts`` products of its prior family, each
+    with its own learned weight, location and scale in every dimension (scales start at
+    ``exp(N(0, 0.5^2))`` draws from the module's generator, which breaks the parts'
+    symmetry). The estimator's ``prior_scale`` is not used."""
+
+    n_parts = 20
+    learn_locations = True
+
+    def __init__(self, *args, generator, **kwargs):
+        super().__init__(*args, generator=generator, **kwargs)
+        d = self.architecture["n_components"]
+        self.mixture_logits = nn.Parameter(torch.zeros(self.n_parts))
+        if self.learn_locations:
+            self.mixture_loc = nn.Parameter(torch.zeros(self.n_parts, d))
+        else:  # parts that differ in their scales only, all centred at 0
+            self.register_buffer("mixture_loc", torch.zeros(self.n_parts, d))
+        spread = 0.5 * torch.randn(self.n_parts, d, generator=generator)
+        self.mixture_log_scale = nn.Parameter(spread)
+        self.analytic_kl = False  # no closed form against a mixture
+
+    def prior(self):
+        if not hasattr(self, "mixture_logits"):  # VAEModule.__init__ asks for the plain one
+            return super().prior()
+        params = self._params("prior", self.prior_family)
+        parts = self.prior_family(self.mixture_loc, self.mixture_log_scale.exp(), **params)
+        return JointMixture(self.mixture_logits, parts)
+
+
+def prior_mixture_seam(n_parts, learn_locations=True):
+    """A seam for ``make_vae`` whose fits build :class:`PriorMixtureModule` of ``n_parts``."""
+    attributes = {"n_parts": n_parts, "learn_locations": learn_locations}
+    module = type("PriorMixtureModule", (PriorMixtureModule,), attributes)
+    return type("PriorMixture", (), {"_module_class": module})
+
+
+def add_prior_mixture_arguments(parser):
+    """``--prior-mixture K`` and ``--prior-mixture-scales-only``, read by
+    :func:`prior_mixture_seams`."""
+    parser.add_argument(
+        "--prior-mixture",
+        type=int,
+        default=0,
+        metavar="K",
+        help="give every SparseVAE a learned mixture of K products of its prior (0: none)",
+    )
+    parser.add_argument(
+        "--prior-mixture-scales-only",
+        action="store_true",
+        help="the mixture's parts all centred at 0, differing in their scales only",
+    )
+
+
+def prior_mixture_seams(args):
+    """The seams that ``args`` (of :func:`add_prior_mixture_arguments`) ask a SparseVAE for."""
+    if not getattr(args, "prior_mixture", 0):
+        return ()
+    return (prior_mixture_seam(args.prior_mixture, not args.prior_mixture_scales_only),)
 
 
 def make_vae(prior, *, seams=(), **params):

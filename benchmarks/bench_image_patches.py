@@ -43,11 +43,13 @@ from pathlib import Path
 import numpy as np
 from _common import (
     add_kl_warmup_argument,
+    add_prior_mixture_arguments,
     add_vae_param_argument,
     make_vae,
     parse_model,
     print_settings,
     print_table,
+    prior_mixture_seams,
     timed,
 )
 from sklearn.datasets import load_sample_images
@@ -158,6 +160,7 @@ def parse_args():
     add_vae_param_argument(
         parser, "with --gabor: set a VAE parameter for every model, e.g. n_importance_samples=5"
     )
+    add_prior_mixture_arguments(parser)  # with --gabor, as in bench_sparse_codes.py
     parser.add_argument(
         "--quick", action="store_true", help="2000 train and 500 test patches, 3 epochs, 64-64"
     )
@@ -248,6 +251,7 @@ def patch_vae(
     posterior="normal",
     posterior_params=None,
     overrides=None,
+    seams=(),
 ):
     """A VAE with the settings shared by all models, and ``prior`` and ``hidden_layer_sizes``
     (and a posterior family other than the normal, for ``--gabor``).
@@ -275,7 +279,8 @@ def patch_vae(
         kl_warmup_epochs=kl_warmup_epochs,
         random_state=seed,
     )
-    return make_vae(prior, **{**settings, **(overrides or {})})
+    seams = seams if prior != "normal" else ()  # SparseVAE's (--prior-mixture)
+    return make_vae(prior, seams=seams, **{**settings, **(overrides or {})})
 
 
 def decoder_filters(vae, X):
@@ -405,6 +410,7 @@ def gabor_rows(args, X_train, X_test):
                 posterior=posterior,
                 posterior_params=posterior_params,
                 overrides=dict(args.vae_param),
+                seams=prior_mixture_seams(args),
             )
             fit_time, _ = timed(estimator.fit, X_train)
             filters = decoder_filters(estimator, X_train)

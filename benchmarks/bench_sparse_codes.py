@@ -42,22 +42,22 @@ import time
 import numpy as np
 import torch
 from _common import (
+    add_prior_mixture_arguments,
     add_vae_param_argument,
     make_vae,
     parse_model,
     print_settings,
     print_table,
+    prior_mixture_seams,
     set_default_mnist_dir,
     timed,
 )
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from torch import nn
 from torch.distributions import Categorical, MixtureSameFamily, Normal
 
 from skvae._families import PRIORS, Prior, uniform
-from skvae._module import VAEModule
 from skvae.datasets import load_mnist
 from skvae.diagnostics import active_units, hoyer_sparsity, latent_activity, log_likelihood
 
@@ -153,59 +153,6 @@ class AggregateMMD:
         return super()._run_epoch(regularised_step, X, generator)
 
 
-class JointMixture:
-    """``sum_k pi_k prod_d p_k(z_d)`` for ``parts``, a distribution of batch shape
-    ``(K, n_components)``. ``log_prob`` spreads the joint log-density evenly over the
-    dimensions, so that its sum over the last axis, all that the ELBO and the importance
-    weights read, is the joint one; per dimension it means nothing, nor does
-    ``kl_per_dimension``'s split of the KL. It draws no samples: ``sample`` and
-    ``--aggregate-mmd`` are not available with it."""
-
-    def __init__(self, logits, parts):
-        self.log_weights, self.parts = torch.log_softmax(logits, -1), parts
-
-    def log_prob(self, z):
-        joint = self.parts.log_prob(z.unsqueeze(-2)).sum(-1) + self.log_weights
-        joint = torch.logsumexp(joint, -1)
-        return (joint / z.shape[-1]).unsqueeze(-1).expand(z.shape)
-
-
-class PriorMixtureModule(VAEModule):
-    """The module with a mixture prior of ``n_parts`` products of its prior family, each
-    with its own learned weight, location and scale in every dimension (scales start at
-    ``exp(N(0, 0.5^2))`` draws from the module's generator, which breaks the parts'
-    symmetry). The estimator's ``prior_scale`` is not used."""
-
-    n_parts = 20
-    learn_locations = True
-
-    def __init__(self, *args, generator, **kwargs):
-        super().__init__(*args, generator=generator, **kwargs)
-        d = self.architecture["n_components"]
-        self.mixture_logits = nn.Parameter(torch.zeros(self.n_parts))
-        if self.learn_locations:
-            self.mixture_loc = nn.Parameter(torch.zeros(self.n_parts, d))
-        else:  # parts that differ in their scales only, all centred at 0
-            self.register_buffer("mixture_loc", torch.zeros(self.n_parts, d))
-        spread = 0.5 * torch.randn(self.n_parts, d, generator=generator)
-        self.mixture_log_scale = nn.Parameter(spread)
-        self.analytic_kl = False  # no closed form against a mixture
-
-    def prior(self):
-        if not hasattr(self, "mixture_logits"):  # VAEModule.__init__ asks for the plain one
-            return super().prior()
-        params = self._params("prior", self.prior_family)
-        parts = self.prior_family(self.mixture_loc, self.mixture_log_scale.exp(), **params)
-        return JointMixture(self.mixture_logits, parts)
-
-
-def prior_mixture_seam(n_parts, learn_locations=True):
-    """A seam for ``make_vae`` whose fits build :class:`PriorMixtureModule` of ``n_parts``."""
-    attributes = {"n_parts": n_parts, "learn_locations": learn_locations}
-    module = type("PriorMixtureModule", (PriorMixtureModule,), attributes)
-    return type("PriorMixture", (), {"_module_class": module})
-
-
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-train", type=int, default=20000, help="training digits")
@@ -230,18 +177,7 @@ def parse_args():
         metavar="ALPHA",
         help="weight of Mathieu et al.'s aggregate-posterior MMD in training (0: none)",
     )
-    parser.add_argument(
-        "--prior-mixture",
-        type=int,
-        default=0,
-        metavar="K",
-        help="give every SparseVAE a learned mixture of K products of its prior (0: none)",
-    )
-    parser.add_argument(
-        "--prior-mixture-scales-only",
-        action="store_true",
-        help="the mixture's parts all centred at 0, differing in their scales only",
-    )
+    add_prior_mixture_arguments(parser)
     add_vae_param_argument(
         parser, "set a VAE parameter for every model, e.g. n_importance_samples=5 (repeatable)"
     )
@@ -276,8 +212,8 @@ def make_model(model, args):
         if prior != "normal" or name not in ("prior_scale", "df")
     }
     seams = (AggregateMMD,) if args.aggregate_mmd else ()
-    if args.prior_mixture and prior != "normal":
-        seams += (prior_mixture_seam(args.prior_mixture, not args.prior_mixture_scales_only),)
+    if prior != "normal":
+        seams += prior_mixture_seams(args)
     vae = make_vae(prior, seams=seams, **{**settings, **vae_params})
     if args.aggregate_mmd:
         vae.aggregate_mmd = args.aggregate_mmd

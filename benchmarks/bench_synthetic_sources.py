@@ -15,7 +15,9 @@ Run ``python benchmarks/bench_synthetic_sources.py`` (10,000 rows, 5 seeds), or 
 ``--mixing linear,nonlinear,post-nonlinear`` picks the mixtures; ``--architecture default``
 leaves ``hidden_layer_sizes`` and ``activation`` at each estimator's default instead of
 matching them to the mixture; ``--vae-param NAME=VALUE`` overrides any other VAE setting
-(``n_components=10``, ``max_iter=1000``, ...); ``--method NAME`` runs only the named methods.
+(``n_components=10``, ``max_iter=1000``, ...); ``--method NAME`` runs only the named methods;
+``--prior-mixture K`` gives every SparseVAE a learned mixture prior, as in
+``bench_sparse_codes.py``.
 """
 
 import argparse
@@ -24,9 +26,11 @@ import time
 import numpy as np
 from _common import (
     add_kl_warmup_argument,
+    add_prior_mixture_arguments,
     add_vae_param_argument,
     print_environment,
     print_table,
+    prior_mixture_seams,
     timed,
 )
 from sklearn.decomposition import PCA, DictionaryLearning, FastICA
@@ -114,12 +118,15 @@ def make_models(
     sparse_posteriors=False,
     architecture="matched",
     vae_overrides=None,
+    sparse_seams=(),
 ):
     """The methods to compare, by name, with their settings for ``mixing``.
 
     ``architecture="default"`` leaves out ``hidden_layer_sizes`` and ``activation``, so that
-    each VAE has its estimator's defaults; ``vae_overrides`` replace VAE settings.
+    each VAE has its estimator's defaults; ``vae_overrides`` replace VAE settings;
+    ``sparse_seams`` are mixins put in front of every SparseVAE (``--prior-mixture``).
     """
+    sparse_vae = type("SparseVAE", (*sparse_seams, SparseVAE), {}) if sparse_seams else SparseVAE
     n_components = DATA_SETTINGS["n_sources"]
     vae_params = dict(
         VAE_SETTINGS,
@@ -137,13 +144,13 @@ def make_models(
             n_components, alpha=DICTIONARY_ALPHA, fit_algorithm="cd", random_state=seed
         ),
         "GaussianVAE": GaussianVAE(**vae_params),
-        "SparseVAE (laplace)": SparseVAE(prior="laplace", **vae_params),
-        "SparseVAE (cauchy)": SparseVAE(prior="cauchy", **vae_params),
-        "SparseVAE (student-t, df=3)": SparseVAE(prior="student-t", df=3.0, **vae_params),
+        "SparseVAE (laplace)": sparse_vae(prior="laplace", **vae_params),
+        "SparseVAE (cauchy)": sparse_vae(prior="cauchy", **vae_params),
+        "SparseVAE (student-t, df=3)": sparse_vae(prior="student-t", df=3.0, **vae_params),
     }
     for posterior, params in SPARSE_POSTERIORS.items() if sparse_posteriors else ():
         for prior in ("laplace", "cauchy"):
-            models[f"SparseVAE ({prior}, {posterior})"] = SparseVAE(
+            models[f"SparseVAE ({prior}, {posterior})"] = sparse_vae(
                 prior=prior, **dict(vae_params, posterior=posterior, posterior_params=params)
             )
     return models
@@ -159,6 +166,7 @@ def measure(
     architecture="matched",
     vae_overrides=None,
     methods=None,
+    sparse_seams=(),
 ):
     """Scores of every method, mixing and seed: ``{(name, mixing): [(mcc_p, mcc_s, hoyer, s)]}``.
 
@@ -174,7 +182,13 @@ def measure(
                 (1.0, 1.0, hoyer_sparsity(S), np.nan)
             )
             models = make_models(
-                mixing, seed, kl_warmup_epochs, sparse_posteriors, architecture, vae_overrides
+                mixing,
+                seed,
+                kl_warmup_epochs,
+                sparse_posteriors,
+                architecture,
+                vae_overrides,
+                sparse_seams,
             )
             for name, model in models.items():
                 if methods is not None and name not in methods:
@@ -273,6 +287,7 @@ def main():
     add_vae_param_argument(
         parser, "override a VAE setting, e.g. max_iter=1000 or n_components=10 (repeatable)"
     )
+    add_prior_mixture_arguments(parser)
     parser.add_argument(
         "--method",
         action="append",
@@ -311,6 +326,7 @@ def main():
         architecture=args.architecture,
         vae_overrides=vae_overrides,
         methods=args.method,
+        sparse_seams=prior_mixture_seams(args),
     )
     print()
     columns = ["MCC Pearson [range]", "MCC Spearman", "Hoyer", "fit (s)"]

@@ -115,7 +115,7 @@ def test_aggregate_mmd_trains_with_the_regularised_loss(benchmarks, small_digits
 
 
 def test_the_mixture_prior_is_the_joint_mixture_density(benchmarks):
-    from bench_sparse_codes import JointMixture
+    from _common import JointMixture
     from torch.distributions import Categorical, Independent, Laplace, MixtureSameFamily
 
     generator = torch.Generator().manual_seed(0)
@@ -161,6 +161,24 @@ def test_prior_mixture_trains_the_mixture_on_the_elbo(benchmarks, small_digits):
     args.prior_mixture_scales_only = True  # parts centred at 0: a buffer, not trained
     centred = make_model("laplace/thresholded:0.5", args).fit(X).module_
     assert "mixture_loc" in dict(centred.named_buffers()) and not centred.mixture_loc.any()
+
+
+def test_prior_mixture_reaches_the_sources_and_patches_benchmarks(benchmarks):
+    from _common import prior_mixture_seam
+    from bench_image_patches import patch_vae
+    from bench_synthetic_sources import make_models
+
+    from skvae._module import VAEModule
+
+    seam = prior_mixture_seam(3, learn_locations=False)
+    models = make_models(
+        "linear", 0, sparse_posteriors=True, architecture="default", sparse_seams=(seam,)
+    )
+    assert models["SparseVAE (laplace, thresholded)"]._module_class.n_parts == 3
+    assert models["GaussianVAE"]._module_class is VAEModule
+    vae = patch_vae("laplace", (), 4, 1, False, 0, 0, posterior="thresholded", seams=(seam,))
+    assert vae._module_class.learn_locations is False
+    assert patch_vae("normal", (), 4, 1, False, 0, 0, seams=(seam,))._module_class is VAEModule
 
 
 def test_the_small_tables_benchmark_runs(benchmarks, capsys, monkeypatch):
