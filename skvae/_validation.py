@@ -469,7 +469,8 @@ def warn_float32_resolution(X, estimator):
     values = X[:, candidates]
     with np.errstate(over="ignore", invalid="ignore"):
         errors = values.astype(np.float32).astype(np.float64) - values
-    share = np.nanstd(errors, axis=0) / np.nanstd(values, axis=0)
+    std = np.nanstd(values, axis=0)
+    share = np.nanstd(errors, axis=0) / std
     coarse = share > MAX_ROUNDING_SHARE
     if not coarse.any():
         return
@@ -480,7 +481,7 @@ def warn_float32_resolution(X, estimator):
     others = int(coarse.sum()) - 1
     warnings.warn(
         f"{name} of X (mean {np.nanmean(values[:, worst]):.6g}, standard deviation "
-        f"{np.nanstd(values[:, worst]):.3g}) varies too little for its size: "
+        f"{std[worst]:.3g}) varies too little for its size: "
         f"{type(estimator).__name__} computes in float32, whose rounding errors there are "
         f"{share[worst]:.0%} of its standard deviation (steps of {step[feature]:.3g}), so the "
         "model reads a few levels of it at most"

@@ -21,6 +21,22 @@ def benchmarks(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
 
 
+def _sparse_code_args(**settings):
+    """``bench_sparse_codes.py``'s parsed arguments: a small model, no extra mechanism, and
+    ``settings`` over them."""
+    defaults = dict(
+        n_components=4,
+        hidden="16",
+        epochs=2,
+        seed=0,
+        vae_param=[],
+        aggregate_mmd=0.0,
+        prior_mixture=0,
+        prior_mixture_scales_only=False,
+    )
+    return argparse.Namespace(**{**defaults, **settings})
+
+
 def test_vae_param_overrides_the_image_patch_settings(benchmarks):
     from bench_image_patches import patch_vae
 
@@ -42,15 +58,11 @@ def test_vae_param_overrides_the_image_patch_settings(benchmarks):
 def test_vae_param_overrides_the_sparse_code_settings(benchmarks):
     from bench_sparse_codes import make_model
 
-    args = argparse.Namespace(
+    args = _sparse_code_args(
         n_components=32,
         hidden="256,128",
         epochs=30,
-        seed=0,
         vae_param=[("activation", "relu"), ("n_importance_samples", 5)],
-        aggregate_mmd=0.0,
-        prior_mixture=0,
-        prior_mixture_scales_only=False,
     )
     vae = make_model("laplace/thresholded:0.5", args)
     assert (vae.activation, vae.n_importance_samples) == ("relu", 5)
@@ -93,16 +105,7 @@ def test_aggregate_mmd_trains_with_the_regularised_loss(benchmarks, small_digits
 
     monkeypatch.setitem(PRIORS, "sparse-mixture", MixturePrior("sparse-mixture", sparse_mixture))
     X, _ = small_digits
-    args = argparse.Namespace(
-        n_components=4,
-        hidden="16",
-        epochs=2,
-        seed=0,
-        vae_param=[("prior_scale", 1.0)],
-        aggregate_mmd=0.0,
-        prior_mixture=0,
-        prior_mixture_scales_only=False,
-    )
+    args = _sparse_code_args(epochs=2, vae_param=[("prior_scale", 1.0)])
     plain = make_model("laplace/thresholded:0.5", args).fit(X)
     args.aggregate_mmd = 10.0
     regularised = make_model("laplace/thresholded:0.5", args).fit(X)
@@ -132,16 +135,7 @@ def test_prior_mixture_trains_the_mixture_on_the_elbo(benchmarks, small_digits):
     from bench_sparse_codes import make_model
 
     X, _ = small_digits
-    args = argparse.Namespace(
-        n_components=4,
-        hidden="16",
-        epochs=3,
-        seed=0,
-        vae_param=[],
-        aggregate_mmd=0.0,
-        prior_mixture=5,
-        prior_mixture_scales_only=False,
-    )
+    args = _sparse_code_args(epochs=3, prior_mixture=5)
     vae = make_model("laplace/thresholded:0.5", args)
     assert type(vae).__name__ == "PriorMixtureSparseVAE"
     assert type(make_model("normal/normal", args)).__name__ == "GaussianVAE"
