@@ -16,6 +16,8 @@ from scipy import stats
 from torch.distributions import kl_divergence
 
 from skvae import GaussianVAE, SparseVAE, diagnostics
+from skvae import load as skvae_load
+from skvae import save as skvae_save
 from skvae._families import (
     LIKELIHOODS,
     POSTERIORS,
@@ -387,7 +389,13 @@ def test_every_registered_family_is_checked_here():
     # The normal and Cauchy posteriors are fitted in
     # test_kl_is_closed_form_exactly_where_torch_registers_one, the others by the
     # test_thresholded_* and test_spike_and_slab_* tests below.
-    assert list(POSTERIORS) == ["normal", "cauchy", "thresholded", "spike-and-slab"]
+    assert list(POSTERIORS) == [
+        "normal",
+        "cauchy",
+        "thresholded",
+        "thresholded-laplace",
+        "spike-and-slab",
+    ]
 
 
 def test_uniform_noise_is_inside_the_open_interval():
@@ -466,6 +474,7 @@ def _assert_log_likelihood_bounds_the_elbo(vae, X, n_samples=200):
         ("normal", "normal"),
         ("cauchy", "normal"),
         ("cauchy", "thresholded"),
+        ("laplace", "thresholded-laplace"),  # closed-form KL
         ("normal", "spike-and-slab"),  # closed-form slab KL
         ("cauchy", "spike-and-slab"),  # Monte Carlo slab KL
     ],
@@ -489,14 +498,22 @@ def test_kl_per_dimension_adds_up_to_the_elbos_kl_for_every_posterior(
     np.testing.assert_allclose(kl.sum(), expected.mean().item(), rtol=1e-4)
 
 
-@pytest.fixture(scope="module")
-def thresholded(small_digits):
+# (prior, posterior, the posterior's law over z): a Monte Carlo KL and a closed-form one.
+THRESHOLDED = {
+    "thresholded": ("cauchy", torch.distributions.Normal),
+    "thresholded-laplace": ("laplace", torch.distributions.Laplace),
+}
+
+
+@pytest.fixture(scope="module", params=list(THRESHOLDED))
+def thresholded(request, small_digits):
     X, _ = small_digits
     params = {
         **FAST,
-        "prior": "cauchy",
-        "posterior": "thresholded",
+        "prior": THRESHOLDED[request.param][0],
+        "posterior": request.param,
         "posterior_params": {"threshold": 0.3},
+        "max_iter": 10,  # after 3 epochs every Laplace posterior is still inside the threshold
     }
     return SparseVAE(**params, likelihood="bernoulli").fit(X)
 
@@ -516,17 +533,18 @@ def test_thresholded_codes_are_the_soft_thresholded_location(thresholded, small_
 def test_thresholded_score_is_the_elbo_of_the_model_that_decodes_thresholded_codes(
     thresholded, small_digits
 ):
-    # The ELBO of z ~ Cauchy(0, b) (b: the learned scales), h = S(z), x ~
+    # The ELBO of z ~ p(0, b) (b: the learned scales), h = S(z), x ~
     # Bernoulli(decoder(h)), written out by hand with the estimator's fixed noise: the
-    # reconstruction term decodes S(z), the KL is that of q(z|x) to the prior (Monte Carlo,
-    # at the same z).
+    # reconstruction term decodes S(z), the KL is that of q(z|x) to the prior: Monte Carlo at
+    # the same z for a normal posterior and a Cauchy prior, closed form for Laplace-Laplace.
     X, _ = small_digits
     x = torch.as_tensor(X[:50], dtype=torch.float32, device=thresholded._device())
     module = thresholded.module_
+    prior_name, law = THRESHOLDED[thresholded.posterior]
     noise = thresholded._fixed_noise(thresholded.n_mc_samples)
     with torch.no_grad():
         loc, raw_scale = module.encoder(x).chunk(2, dim=-1)
-        q = torch.distributions.Normal(loc, torch.nn.functional.softplus(raw_scale) + 1e-6)
+        q = law(loc, torch.nn.functional.softplus(raw_scale) + 1e-6)
         z = q.icdf(noise)
         h = torch.sign(z) * torch.clamp(z.abs() - 0.3, min=0)
         logits = module.decoder(h)
@@ -534,8 +552,11 @@ def test_thresholded_score_is_the_elbo_of_the_model_that_decodes_thresholded_cod
             torch.distributions.Bernoulli(logits=logits, validate_args=False).log_prob(x).sum(-1)
         )
         # The prior's scales are those learned with the networks (SparseVAE's default).
-        prior = torch.distributions.Cauchy(0.0, torch.exp(module.prior_log_scale))
-        kl = (q.log_prob(z) - prior.log_prob(z)).sum(-1)
+        prior = PRIORS[prior_name](0.0, torch.exp(module.prior_log_scale))
+        if law is torch.distributions.Laplace:
+            kl = torch.distributions.kl_divergence(q, prior).sum(-1)
+        else:
+            kl = (q.log_prob(z) - prior.log_prob(z)).sum(-1)
         expected = (log_px - kl).mean(0).cpu().numpy()
     np.testing.assert_allclose(thresholded.score_samples(X[:50]), expected, rtol=1e-5)
     _assert_log_likelihood_bounds_the_elbo(thresholded, X[:50])
@@ -547,14 +568,25 @@ def test_thresholded_samples_decode_thresholded_prior_draws(thresholded):
     generator = torch_generator(np.random.RandomState(0), thresholded._device())
     module = thresholded.module_
     with torch.no_grad():
-        z = PRIORS["cauchy"].sample(module.prior(), (7,), generator)
+        z = PRIORS[thresholded.prior].sample(module.prior(), (7,), generator)
         h = torch.sign(z) * torch.clamp(z.abs() - 0.3, min=0)
         x = LIKELIHOODS["bernoulli"].sample(module.decode(h), generator)
     np.testing.assert_array_equal(thresholded.sample(7, random_state=0), x.cpu().numpy())
 
 
-def test_thresholded_training_passes_gradients_straight_through():
-    family = POSTERIORS["thresholded"]
+def test_thresholded_models_persist_by_their_family_name(thresholded, small_digits, tmp_path):
+    X, _ = small_digits
+    path = tmp_path / "model.skvae"
+    skvae_save(thresholded, path)
+    restored = skvae_load(path)
+    assert restored.posterior == thresholded.posterior
+    np.testing.assert_array_equal(restored.transform(X), thresholded.transform(X))
+    np.testing.assert_array_equal(restored.score_samples(X), thresholded.score_samples(X))
+
+
+@pytest.mark.parametrize("name", list(THRESHOLDED))
+def test_thresholded_training_passes_gradients_straight_through(name):
+    family = POSTERIORS[name]
     z = torch.tensor([-2.0, -0.1, 0.0, 0.2, 1.5], requires_grad=True)
     h = family.decoder_input(z, threshold=torch.tensor(0.5))
     assert torch.equal(h.detach(), torch.tensor([-1.5, 0.0, 0.0, 0.0, 1.0]))
