@@ -16,6 +16,8 @@ ESTIMATORS = [
     SparseVAE(prior="student-t", posterior="cauchy", activation="tanh", **CHEAP),
     SparseVAE(prior="cauchy", posterior="thresholded", **CHEAP),
     GaussianVAE(posterior="thresholded", posterior_params={"threshold": 1.0}, **CHEAP),
+    SparseVAE(posterior="thresholded-laplace", **CHEAP),  # closed-form KL
+    SparseVAE(prior="cauchy", posterior="thresholded-laplace", **CHEAP),  # Monte Carlo KL
     SparseVAE(prior="cauchy", posterior="spike-and-slab", **CHEAP),
     SparseVAE(prior_scale=2.0, **CHEAP),  # a fixed prior scale (a buffer, not a parameter)
     # posterior='cauchy' with a normal or Laplace prior has an infinite KL, and with a ReLU
