@@ -587,13 +587,28 @@ class GaussianLikelihood(Likelihood):
         output_bias.zero_()
 
     def forward(self, output):
-        loc = self.loc_shift + self.loc_scale * output
-        scale = self.loc_scale * (self.min_scale + F.softplus(self.raw_scale))
-        return Normal(loc, scale, validate_args=False)
+        scale = self.min_scale + F.softplus(self.raw_scale)
+        return _StandardizedNormal(self.loc_shift, self.loc_scale, output, scale)
 
     @staticmethod
     def sample(distribution, generator):
         return _inverse_cdf_sample(distribution, (), generator)
+
+
+class _StandardizedNormal(Normal):
+    """N(shift + unit * loc, (unit * scale)^2), whose log-density is computed on the
+    standardized value (x - shift) / unit: torch's Normal squares x - loc and the scale in
+    the data's units, which overflows float32 for a feature whose spread is above about 1e19
+    and underflows for one below about 1e-19. The law, its mean and its draws are those of
+    torch's Normal in the data's units."""
+
+    def __init__(self, shift, unit, loc, scale):
+        super().__init__(shift + unit * loc, unit * scale, validate_args=False)
+        self.shift, self.unit = shift, unit
+        self.standardized = Normal(loc, scale, validate_args=False)
+
+    def log_prob(self, value):
+        return self.standardized.log_prob((value - self.shift) / self.unit) - torch.log(self.unit)
 
 
 def standard_units(mean, std):

@@ -345,11 +345,12 @@ def check_data(estimator, X, *, reset, support="refuse", training=False):
 
 
 # How far from the training data new values may lie, as the model reads each feature: in
-# the data's units, |x - training mean| (torch's Normal squares it before dividing by the
-# variance, and float32 overflows above 3.4e38); in training standard deviations (the Gaussian
-# likelihood's scale can be a thousandth of one); and for counts, which the encoder reads
-# after log1p, the count itself (a Poisson log-likelihood overflows from about 1e36).
-MAX_DISTANCE = 1e18
+# training standard deviations, since the encoder and the Gaussian likelihood work on
+# (x - training mean) / std, and the likelihood squares it divided by its scale, which can be
+# a thousandth of one (float32 overflows above 3.4e38); in the data's units only as far as
+# the float32 difference x - training mean stays finite; and for counts, which the encoder
+# reads after log1p, the count itself (a Poisson log-likelihood overflows from about 1e36).
+MAX_DISTANCE = 1e38
 MAX_STANDARD_DEVIATIONS = 1e16
 MAX_COUNT = 1e30
 PLACEHOLDER_ADVICE = (

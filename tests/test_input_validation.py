@@ -419,19 +419,38 @@ def test_sparse_duplicate_entries_are_checked_once_summed(counts):
     assert not duplicated.has_canonical_format  # the caller's matrix is left as it was
 
 
-def test_placeholders_in_columns_of_large_units_are_refused():
-    # An income column (spread 1e5): 1e20 is 1e15 spreads out, but its square in the
-    # data's units overflows float32 (score_samples gave -inf, VAEImputer NaN).
+def test_values_are_refused_by_their_distance_in_training_standard_deviations():
+    # An income column (spread 1e5): 1e20 is 1e15 spreads out. The likelihood works on
+    # standardized values, so it is scored (its square in the data's units, 1e40, would have
+    # overflowed float32); 1e22 is 1e17 spreads out, beyond what float32 can square after
+    # dividing by a scale of a thousandth, and refused as the placeholder it must be.
     rng = np.random.RandomState(0)
     X = rng.normal(size=(300, 4))
     X[:, 0] = 1e6 + 1e5 * rng.normal(size=300)
     vae = GaussianVAE(**FAST).fit(X)
     new = X[:5].copy()
     new[2, 0] = 1e20
-    with pytest.raises(ValueError, match=r"value 1e\+20 in feature 0, 1\.0e\+20 from"):
-        vae.score_samples(new)
-    new[2, 0] = 1e12  # far, but the arithmetic holds: scored, not refused
     assert np.isfinite(vae.score_samples(new)).all()
+    new[2, 0] = 1e22
+    with pytest.raises(ValueError, match=r"value 1e\+22 in feature 0, 1\.0e\+17 training"):
+        vae.score_samples(new)
+
+
+@pytest.mark.parametrize("spread", [1e20, 1e-20])
+def test_a_table_of_any_spread_fits_as_it_would_behind_a_standard_scaler(spread):
+    # float32 squares neither a spread of 1e20 (overflow) nor one of 1e-20 (underflow): the
+    # likelihood's log-density is computed on standardized values, so the fit is the scaled
+    # data's, and the score differs by the change of units alone, -log(spread) a row.
+    X = np.random.RandomState(0).normal(size=(200, 3))
+    scaled = X.copy()
+    scaled[:, 0] *= spread
+    vae = GaussianVAE(**FAST).fit(scaled)
+    reference = GaussianVAE(**FAST).fit(X)
+    np.testing.assert_allclose(vae.transform(scaled), reference.transform(X), atol=1e-5)
+    np.testing.assert_allclose(
+        vae.score(scaled), reference.score(X) - np.log(spread), rtol=1e-5, atol=1e-4
+    )
+    assert np.isfinite(vae.score_samples(scaled * [3, 1, 1])).all()  # new rows, further out
 
 
 def test_a_constant_column_in_large_units_is_not_a_placeholder():
@@ -444,15 +463,16 @@ def test_a_constant_column_in_large_units_is_not_a_placeholder():
     assert np.isfinite(vae.transform(X)).all()
 
 
-def test_implicit_zeros_are_checked_as_dense_zeros_are():
+def test_implicit_zeros_are_read_as_dense_zeros_are():
     X = np.random.RandomState(0).normal(size=(50, 3))
-    X[:, 1] = 1e19 * (1 + 1e-3 * np.arange(50) / 50)  # a 0 is 1e19 out: its square overflows
+    X[:, 1] = 1e19 * (1 + 1e-3 * np.arange(50) / 50)  # a 0 is 3,400 spreads out
     vae = GaussianVAE(**FAST).fit(X)
     new = X[:4].copy()
     new[0, 1] = 0.0
-    for data in (new, sp.csr_matrix(new)):  # the sparse 0 is implicit
-        with pytest.raises(ValueError, match=r"value 0 in feature 1, 1\.0e\+19 from"):
-            vae.transform(data)
+    dense = vae.score_samples(new)
+    assert np.isfinite(dense).all() and dense[0] < dense[1:].min() - 1e6
+    np.testing.assert_array_equal(vae.score_samples(sp.csr_matrix(new)), dense)  # implicit 0
+    np.testing.assert_array_equal(vae.transform(sp.csr_matrix(new)), vae.transform(new))
 
 
 def test_the_placeholder_check_warns_about_nothing_else(small_digits):
