@@ -496,10 +496,15 @@ def check_kl_finite(posterior, prior, prior_params, posterior_params):
     q = family(torch.zeros(1, family.n_outputs), **_as_tensors(posterior_params, one))
     p = PRIORS[prior](torch.zeros(1), one, **_as_tensors(prior_params, one))
     if kl_is_closed_form(q, p) and not torch.isfinite(kl_divergence(q, p)).all():
+        heavier = (  # GaussianVAE's prior is the normal one; SparseVAE offers the others
+            "SparseVAE(prior='cauchy'), whose heavy-tailed prior has a finite KL from it"
+            if prior == "normal"
+            else "a heavy-tailed prior such as 'cauchy'"
+        )
         raise ValueError(
             f"posterior={posterior!r} with prior={prior!r} has an infinite KL divergence "
             f"(a {posterior} posterior has heavier tails than the {prior} prior), so the ELBO "
-            "is -inf; use posterior='normal', or a heavy-tailed prior such as 'cauchy'."
+            f"is -inf; use posterior='normal', or {heavier}."
         )
 
 

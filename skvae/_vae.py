@@ -313,6 +313,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             check_architecture(
                 self._architecture(), self.module_.architecture if continued else None
             )
+            check_float32_value(self.beta, "beta")  # the KL weight is a float32 tensor
             X = check_data(self, X, reset=not continued, training=True)
             X_all = training_data(X, device)
             if continued:
@@ -526,6 +527,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         """The constructor arguments of the torch module that these parameters describe."""
         hidden = self.hidden_layer_sizes
         hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
+        # Plain ints, as torch's sizes must be: True and np.int64(3) are Integral too.
+        hidden = tuple(int(h) if isinstance(h, Integral) else h for h in hidden)
         # Family hyper-parameters: the prior's from the estimator parameter made for it
         # (SparseVAE's df), the posterior's from posterior_params; each defaults to its family's.
         # A prior parameter named like another estimator parameter (beta) is not read from it.
@@ -535,7 +538,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         )
         posterior_params = family_params(POSTERIORS[self.posterior], self.posterior_params or {})
         return {
-            "n_components": self.n_components,
+            "n_components": int(self.n_components),
             "hidden_layer_sizes": hidden,
             "activation": self.activation,
             "prior": self.prior,
@@ -620,8 +623,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         """Encode X as the deterministic code of the posterior q(z|x).
 
         The code is what the decoder reads at the posterior's location: the location (the
-        mode of a normal posterior) itself, or with ``posterior='thresholded'`` the
-        soft-thresholded location, the median of q(h|x), exactly 0 where the location lies
+        mode of a normal posterior) itself, or with ``posterior='thresholded'`` or
+        ``'thresholded-laplace'`` the soft-thresholded location, the median of q(h|x), exactly 0 where the location lies
         within the threshold, and with ``posterior='spike-and-slab'`` the slab's location
         where the gate is more likely on than off, else 0.
 
@@ -822,7 +825,8 @@ posterior : %(posteriors)s, default=%(posterior)s
 posterior_params : dict, default=None
     Hyper-parameters of the posterior family, by name (as ``kernel_params`` in
     scikit-learn); None or a missing name takes the family's default:
-    ``{'threshold': 0.5}`` for ``'thresholded'`` (a float >= 0), ``{'sparsity': 0.5}``
+    ``{'threshold': 0.5}`` for ``'thresholded'`` and ``'thresholded-laplace'`` (a float
+    >= 0), ``{'sparsity': 0.5}``
     for ``'spike-and-slab'`` (in (0, 1)); ``'normal'`` and ``'cauchy'`` have none. A name
     the family does not have raises a ValueError.
 

@@ -17,6 +17,7 @@ from sklearn.utils import Bunch, check_scalar
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._training import inference_batch_size
+from ._vae import _BaseVAE
 from ._validation import check_params_in_use, random_state_or_entropy
 
 __all__ = [
@@ -88,6 +89,22 @@ def _constant_columns(A):
     return var <= n * eps * var + (n * mean * eps) ** 2
 
 
+def _check_vae(estimator, function):
+    """Refuse anything but a SparseVAE or GaussianVAE (a subclass included), naming where
+    the VAE is in the containers a user is likely to pass."""
+    if isinstance(estimator, _BaseVAE):
+        return
+    name = type(estimator).__name__
+    where = {
+        "Pipeline": " For a Pipeline ending in one, pass pipe[-1] and the data as it reaches "
+        "it, pipe[:-1].transform(X).",
+        "VAEImputer": " For a VAEImputer, pass its fitted VAE, imputer.estimator_.",
+        "GridSearchCV": " For a search, pass search.best_estimator_.",
+        "RandomizedSearchCV": " For a search, pass search.best_estimator_.",
+    }.get(name, "")
+    raise TypeError(f"{function} takes a SparseVAE or GaussianVAE, got {name}.{where}")
+
+
 def latent_activity(estimator, X):
     """Variance over the data of each dimension of the code that ``transform`` returns.
 
@@ -105,6 +122,7 @@ def latent_activity(estimator, X):
     -------
     activity : ndarray of shape (n_components,)
     """
+    _check_vae(estimator, "latent_activity")
     return np.asarray(estimator.transform(X), dtype=np.float64).var(axis=0)
 
 
@@ -129,6 +147,7 @@ def active_units(estimator, X, *, threshold=0.01):
     check_scalar(threshold, "threshold", Real)
     if np.isnan(threshold):
         raise ValueError("threshold must be a number, got nan.")
+    _check_vae(estimator, "active_units")
     return int(np.sum(latent_activity(estimator, X) > threshold))
 
 
@@ -150,6 +169,7 @@ def kl_per_dimension(estimator, X):
     kl : ndarray of shape (n_components,)
         Sums to the mean KL term of the ELBO.
     """
+    _check_vae(estimator, "kl_per_dimension")
     X = estimator._check_fitted_data(X)
     module = estimator.module_
     check_params_in_use(estimator, "n_mc_samples")
@@ -186,6 +206,7 @@ def log_likelihood(estimator, X, *, n_samples=1000, random_state=0):
     -------
     log_likelihood : ndarray of shape (n_samples_X,)
     """
+    _check_vae(estimator, "log_likelihood")
     check_is_fitted(estimator)
     check_scalar(n_samples, "n_samples", Integral, min_val=1)
     n_samples = int(n_samples)

@@ -252,3 +252,23 @@ def test_gabor_fit_does_not_depend_on_the_filters_scale(scale):
     np.testing.assert_allclose(scaled.amplitude[:2], scale * unit.amplitude[:2], rtol=1e-5)
     np.testing.assert_allclose(scaled.offset[:2], scale * unit.offset[:2], rtol=1e-5)
     np.testing.assert_allclose(scaled.frequency[:2], unit.frequency[:2], rtol=1e-5)
+
+
+def test_diagnostics_refuse_what_is_not_a_vae_and_say_where_the_vae_is(small_digits):
+    # A Pipeline has no _check_fitted_data (an AttributeError), and a VAEImputer's or a
+    # PCA's transform gave active_units a count of their output columns.
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skvae import VAEImputer
+
+    X, _ = small_digits
+    pipe = make_pipeline(StandardScaler(), GaussianVAE(**FAST)).fit(X)
+    imputer = VAEImputer(GaussianVAE(**FAST), n_importance_samples=2).fit(X)
+    for function in (dg.latent_activity, dg.active_units, dg.kl_per_dimension, dg.log_likelihood):
+        name = function.__name__
+        with pytest.raises(TypeError, match=rf"{name} takes .* got Pipeline.*pipe\[-1\]"):
+            function(pipe, X)
+        with pytest.raises(TypeError, match=rf"{name} takes .* got VAEImputer.*estimator_"):
+            function(imputer, X)
+    assert dg.active_units(pipe[-1], pipe[:-1].transform(X)) >= 0  # what the message says

@@ -758,3 +758,11 @@ def test_any_input_gives_a_clean_error_or_finite_results(X, params):
     assert np.isfinite(vae.score_samples(X)).all()
     assert np.isfinite(vae.inverse_transform(vae.transform(X))).all()
     assert np.isfinite(vae.sample(3, random_state=0)).all()
+
+
+def test_booleans_and_numpy_integers_as_sizes_are_read_as_ints(small_digits):
+    # As scikit-learn's Integral constraints accept them; torch refused a bool as a size.
+    X, _ = small_digits
+    vae = SparseVAE(**{**FAST, "n_components": True, "hidden_layer_sizes": (np.int64(8), True)})
+    assert vae.fit(X).transform(X).shape == (len(X), 1)
+    assert vae.module_.architecture["hidden_layer_sizes"] == (8, 1)
