@@ -624,9 +624,10 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
         The code is what the decoder reads at the posterior's location: the location (the
         mode of a normal posterior) itself, or with ``posterior='thresholded'`` or
-        ``'thresholded-laplace'`` the soft-thresholded location, the median of q(h|x), exactly 0 where the location lies
-        within the threshold, and with ``posterior='spike-and-slab'`` the slab's location
-        where the gate is more likely on than off, else 0.
+        ``'thresholded-laplace'`` the soft-thresholded location, the median of q(h|x),
+        exactly 0 where the location lies within the threshold, and with
+        ``posterior='spike-and-slab'`` the slab's location where the gate is more likely on
+        than off, else 0.
 
         Parameters
         ----------
