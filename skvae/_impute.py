@@ -13,6 +13,7 @@ from ._training import fixed_noise, inference_batch_size, map_batches
 from ._vae import GaussianVAE, _BaseVAE
 from ._validation import (
     check_distance_from_training,
+    check_finite_output,
     check_params_in_use,
     check_values,
     random_state_or_entropy,
@@ -240,6 +241,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             inference_batch_size(device, X.shape[1], self.n_importance_samples),
         )
         X[rows] = np.where(np.isnan(X[rows]), filled, X[rows])
+        check_finite_output(X, estimator, "transform", caller=self)
         return X
 
     def _validate(self, X, *, reset):

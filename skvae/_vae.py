@@ -45,6 +45,7 @@ from ._validation import (
     check_architecture,
     check_codes,
     check_data,
+    check_finite_output,
     check_float32_value,
     check_params_in_use,
     family_params,
@@ -660,6 +661,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         check_is_fitted(self)
         Z = check_codes(self, X)
         X_original = self._map_batches(lambda z: self.module_.decode(z).mean, Z)
+        check_finite_output(X_original, self, "inverse_transform")
         index = X.index if hasattr(X, "iloc") else None  # a DataFrame's rows keep their labels
         return self._with_feature_names(X_original.astype(Z.dtype, copy=False), index)
 

@@ -340,6 +340,8 @@ def check_data(estimator, X, *, reset, support="refuse", training=False):
         if likelihood.encoder_input == "log1p-standardized":
             check_training_counts(X, type(estimator).__name__, value_range)
         else:
+            if likelihood.encoder_input == "standardized":
+                check_training_spread(X, estimator, value_range)
             warn_float32_resolution(X, estimator)
     return X
 
@@ -350,7 +352,7 @@ def check_data(estimator, X, *, reset, support="refuse", training=False):
 # a thousandth of one (float32 overflows above 3.4e38); in the data's units only as far as
 # the float32 difference x - training mean stays finite; and for counts, which the encoder
 # reads after log1p, the count itself (a Poisson log-likelihood overflows from about 1e36).
-MAX_DISTANCE = 1e38
+MAX_DISTANCE = float(np.finfo(np.float32).max)
 MAX_STANDARD_DEVIATIONS = 1e16
 MAX_COUNT = 1e30
 PLACEHOLDER_ADVICE = (
@@ -396,8 +398,12 @@ def check_distance_from_training(X, encoder_input, estimator_name, value_range):
     # least spread it can have (a constant column near 1e24 has a unit of 1, and its values
     # differ from its mean by rounding alone).
     resolution = np.finfo(np.float32).eps * np.abs(columns_shift)
+    # Such a column is read in a unit of 1, so that more than rounding off its mean soon
+    # overflows the likelihood's square: allow a million rounding steps, as before the
+    # likelihood worked on standardized values.
+    constant = columns_unit < resolution
     columns_unit = np.maximum(columns_unit, resolution)
-    max_distance = np.maximum(max_distance, 1e6 * resolution)
+    max_distance = np.where(constant, 1e6 * resolution, max_distance)
     with np.errstate(invalid="ignore", over="ignore"):  # inf: left to the finiteness check
         candidates = candidates.astype(np.float32).astype(np.float64)
         distance = np.abs(candidates - columns_shift)
@@ -419,6 +425,26 @@ def check_distance_from_training(X, encoder_input, estimator_name, value_range):
         f"X has the value {candidates[worst]:g} in feature {columns[worst]}, {where}. "
         f"{estimator_name} refuses values this far from its training data, where the "
         "likelihood's float32 arithmetic can overflow. " + PLACEHOLDER_ADVICE
+    )
+
+
+def check_finite_output(values, estimator, method, caller=None):
+    """Raise a ValueError if ``values``, what ``caller.method`` (``caller``: the fitted VAE
+    ``estimator`` by default) computed from finite input, are not finite: a decoded value
+    that overflows float32 in its feature's units (a feature whose training spread is near
+    1e30, with an input far from the training data)."""
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return
+    row, feature = np.argwhere(bad)[0]
+    unit = getattr(estimator.module_.likelihood, "loc_scale", None)
+    spread = f" (training spread {float(unit[feature]):.3g})" if unit is not None else ""
+    raise ValueError(
+        f"{type(caller or estimator).__name__}.{method} decoded a value in row {row}, feature "
+        f"{feature}, beyond float32's range in that feature's units{spread}: the input is "
+        "too far from the training data for skvae's float32 arithmetic. Scale the features "
+        "first (a StandardScaler in front of the model), and check the input for "
+        "placeholders of missing values."
     )
 
 
@@ -447,6 +473,38 @@ def check_training_counts(X, estimator_name, value_range):
 # (rounded to steps of 1, errors of 0.29 standard deviations) keeps five. At 1e6 plus or
 # minus 1 (steps of 1/16) the errors are 0.018 of the spread.
 MAX_ROUNDING_SHARE = 0.1
+
+
+# The largest training spread of a feature that the Gaussian likelihood takes: its values
+# are computed as mean + spread * (the decoder's standardized output), in float32, for
+# inverse_transform, sample and VAEImputer, and 1e30 leaves 3e8 standard deviations before
+# float32's 3.4e38.
+MAX_SPREAD = 1e30
+
+
+def check_training_spread(X, estimator, value_range):
+    """In a fit, refuse a feature whose standard deviation exceeds ``MAX_SPREAD``: the model
+    fits it (it works on standardized values), but its decoded values and draws, in the
+    feature's own units, would overflow float32."""
+    low, high = value_range
+    if not np.isnan(low) and not np.isnan(high) and float(high) - float(low) <= MAX_SPREAD:
+        return  # a spread is at most the range
+    dense = X.toarray() if sp.issparse(X) else X
+    with np.errstate(over="ignore", invalid="ignore"):
+        std = np.nanstd(dense.astype(np.float64), axis=0)
+    wide = np.flatnonzero(std > MAX_SPREAD)
+    if not wide.size:
+        return
+    feature = wide[np.argmax(std[wide])]
+    names = getattr(estimator, "feature_names_in_", None)
+    name = f"Feature {names[feature]!r}" if names is not None else f"Feature {feature}"
+    raise ValueError(
+        f"{name} of X has a standard deviation of {std[feature]:.3g}, more than the "
+        f"{MAX_SPREAD:.0e} that {type(estimator).__name__} takes: it would fit it, but it "
+        "computes in float32, and its decoded values and samples in the feature's own units "
+        "would overflow. Rescale the feature first: put StandardScaler() before the model in "
+        "a Pipeline."
+    )
 
 
 def warn_float32_resolution(X, estimator):

@@ -271,4 +271,6 @@ def test_diagnostics_refuse_what_is_not_a_vae_and_say_where_the_vae_is(small_dig
             function(pipe, X)
         with pytest.raises(TypeError, match=rf"{name} takes .* got VAEImputer.*estimator_"):
             function(imputer, X)
-    assert dg.active_units(pipe[-1], pipe[:-1].transform(X)) >= 0  # what the message says
+    # What the message says to pass: one activity per latent dimension of the VAE.
+    activity = dg.latent_activity(pipe[-1], pipe[:-1].transform(X))
+    assert activity.shape == (FAST["n_components"],) != (X.shape[1],)

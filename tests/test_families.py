@@ -589,9 +589,8 @@ def test_thresholded_models_persist_by_their_family_name(thresholded, small_digi
     np.testing.assert_array_equal(restored.score_samples(X), thresholded.score_samples(X))
 
 
-@pytest.mark.parametrize("name", list(THRESHOLDED))
-def test_thresholded_training_passes_gradients_straight_through(name):
-    family = POSTERIORS[name]
+def test_thresholded_training_passes_gradients_straight_through():
+    family = POSTERIORS["thresholded"]  # and thresholded-laplace: the same decoder_input
     z = torch.tensor([-2.0, -0.1, 0.0, 0.2, 1.5], requires_grad=True)
     h = family.decoder_input(z, threshold=torch.tensor(0.5))
     assert torch.equal(h.detach(), torch.tensor([-1.5, 0.0, 0.0, 0.0, 1.0]))

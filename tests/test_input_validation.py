@@ -766,3 +766,41 @@ def test_booleans_and_numpy_integers_as_sizes_are_read_as_ints(small_digits):
     vae = SparseVAE(**{**FAST, "n_components": True, "hidden_layer_sizes": (np.int64(8), True)})
     assert vae.fit(X).transform(X).shape == (len(X), 1)
     assert vae.module_.architecture["hidden_layer_sizes"] == (8, 1)
+
+
+def test_decoded_values_beyond_float32_in_a_features_units_are_a_clean_error():
+    # A feature of spread 1e29 fits on standardized values, but a new row 1e13 spreads out in
+    # another feature decodes to more than float32 holds in its units: inverse_transform
+    # gave inf and VAEImputer NaN. Nearer rows still decode.
+    rng = np.random.RandomState(0)
+    x0 = rng.normal(size=500)
+    X = np.c_[x0, 1e29 * (x0 + 0.1 * rng.normal(size=500))]
+    params = {**FAST, "hidden_layer_sizes": (32,), "max_iter": 30}
+    vae = GaussianVAE(**params).fit(X)
+    imputer = VAEImputer(GaussianVAE(**params)).fit(X)
+    near, far = np.array([[1e3, 0.0]]), np.array([[1e13, 0.0]])
+    assert np.isfinite(vae.inverse_transform(vae.transform(near))).all()
+    assert np.isfinite(imputer.transform(near * [1, np.nan])).all()
+    codes = vae.transform(far)
+    before = vae.inverse_transform(vae.transform(X[:5]))
+    with pytest.raises(ValueError, match=r"GaussianVAE.inverse_transform decoded .* feature 1"):
+        vae.inverse_transform(codes)
+    with pytest.raises(ValueError, match=r"VAEImputer.transform decoded .* StandardScaler"):
+        imputer.transform(far * [1, np.nan])
+    np.testing.assert_array_equal(vae.inverse_transform(vae.transform(X[:5])), before)
+
+
+@pytest.mark.parametrize("spread", [6e37, 1e31])
+def test_a_feature_whose_values_would_overflow_in_its_units_is_refused_at_fit(spread):
+    # 6e37: the model fitted it, then refused its own training rows (a bound of 1e38 in the
+    # data's units), and its samples could pass float32's 3.4e38.
+    X = np.clip(np.random.RandomState(0).normal(size=(200, 2)), -3, 3)
+    X[:, 0] *= spread
+    with pytest.raises(ValueError, match=r"Feature 0 of X has a standard deviation .* 1e\+30"):
+        GaussianVAE(**FAST).fit(X)
+    with pytest.raises(ValueError, match="StandardScaler"):
+        GaussianVAE(**FAST).fit(sp.csr_matrix(X))
+    X[:, 0] /= spread / 1e29  # within the limit: fitted, and read back finite
+    vae = GaussianVAE(**FAST).fit(X)
+    assert np.isfinite(vae.inverse_transform(vae.transform(X))).all()
+    assert np.isfinite(vae.sample(50, random_state=0)).all()
