@@ -829,9 +829,8 @@ posterior_params : dict, default=None
     Hyper-parameters of the posterior family, by name (as ``kernel_params`` in
     scikit-learn); None or a missing name takes the family's default:
     ``{'threshold': 0.5}`` for ``'thresholded'`` and ``'thresholded-laplace'`` (a float
-    >= 0), ``{'sparsity': 0.5}``
-    for ``'spike-and-slab'`` (in (0, 1)); ``'normal'`` and ``'cauchy'`` have none. A name
-    the family does not have raises a ValueError.
+    >= 0), ``{'sparsity': 0.5}`` for ``'spike-and-slab'`` (in (0, 1)); ``'normal'`` and
+    ``'cauchy'`` have none. A name the family does not have raises a ValueError.
 
 beta : float, default=1.0
     Weight of the KL term in the training objective (beta-VAE). :meth:`score` always uses
@@ -972,8 +971,8 @@ class SparseVAE(_BaseVAE):
     both as recipes. The spike-and-slab posterior put more zeros inside the dimensions in
     use on MNIST, but cost 22 nats and most Gabor-like filters on the patches.
     ``posterior='thresholded-laplace'`` met the MNIST zeros and likelihood targets at 32
-    and 50 dimensions (71 to 82% zeros), but lost synthetic sources on two seeds of six
-    and 8 of 21 Gabor-like filters on the patches.
+    and 50 dimensions (71 to 82% zeros), but lost synthetic sources on two seeds of six,
+    and kept 13 Gabor-like filters of 25 on the patches where the default keeps 21.
     ``prior='laplace'``: a normal posterior cannot match a Cauchy prior, so every unused
     dimension costs at least 0.18 nats (0.05 for Laplace), and on MNIST the Cauchy prior
     scored 4 nats lower with the same posterior.

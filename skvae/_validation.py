@@ -20,6 +20,7 @@ import torch
 from sklearn import get_config
 from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import validate_parameter_constraints
+from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_array, validate_data
 
 from ._families import LIKELIHOODS, MAX_RATE, POSTERIORS, check_kl_finite, shown
@@ -489,9 +490,11 @@ def check_training_spread(X, estimator, value_range):
     low, high = value_range
     if not np.isnan(low) and not np.isnan(high) and float(high) - float(low) <= MAX_SPREAD:
         return  # a spread is at most the range
-    dense = X.toarray() if sp.issparse(X) else X
     with np.errstate(over="ignore", invalid="ignore"):
-        std = np.nanstd(dense.astype(np.float64), axis=0)
+        if sp.issparse(X):  # without densifying; NaN are ignored, as by nanstd
+            std = np.sqrt(mean_variance_axis(X.astype(np.float64).tocsc(), axis=0)[1])
+        else:
+            std = np.nanstd(X.astype(np.float64), axis=0)
     wide = np.flatnonzero(std > MAX_SPREAD)
     if not wide.size:
         return
