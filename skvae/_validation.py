@@ -476,6 +476,12 @@ def check_training_counts(X, estimator_name, value_range):
 MAX_ROUNDING_SHARE = 0.1
 
 
+def feature_label(estimator, feature):
+    """``Feature 'income'`` for a model fitted on a DataFrame, ``Feature 3`` otherwise."""
+    names = getattr(estimator, "feature_names_in_", None)
+    return f"Feature {names[feature]!r}" if names is not None else f"Feature {feature}"
+
+
 # The largest training spread of a feature that the Gaussian likelihood takes: its values
 # are computed as mean + spread * (the decoder's standardized output), in float32, for
 # inverse_transform, sample and VAEImputer, and 1e30 leaves 3e8 standard deviations before
@@ -499,8 +505,7 @@ def check_training_spread(X, estimator, value_range):
     if not wide.size:
         return
     feature = wide[np.argmax(std[wide])]
-    names = getattr(estimator, "feature_names_in_", None)
-    name = f"Feature {names[feature]!r}" if names is not None else f"Feature {feature}"
+    name = feature_label(estimator, feature)
     raise ValueError(
         f"{name} of X has a standard deviation of {std[feature]:.3g}, more than the "
         f"{MAX_SPREAD:.0e} that {type(estimator).__name__} takes: it would fit it, but it "
@@ -538,8 +543,7 @@ def warn_float32_resolution(X, estimator):
         return
     worst = np.argmax(np.where(coarse, share, 0.0))
     feature = candidates[worst]
-    names = getattr(estimator, "feature_names_in_", None)
-    name = f"Feature {names[feature]!r}" if names is not None else f"Feature {feature}"
+    name = feature_label(estimator, feature)
     others = int(coarse.sum()) - 1
     warnings.warn(
         f"{name} of X (mean {np.nanmean(values[:, worst]):.6g}, standard deviation "
