@@ -700,17 +700,23 @@ class _CountLikelihood(Likelihood):
 
 
 class _Poisson(Poisson):
-    """torch's Poisson, its log-density computed in float64.
+    """torch's Poisson, parametrized by its log-rate, its log-density computed in float64.
 
     In float32, ``x log(rate) - rate - lgamma(x + 1)`` subtracts numbers near 2e10 at a
     count of 1e9 (and near 1e8 at 1e7), which float32 holds to within thousands: the
     log-likelihood of such counts was off by 9 to 11 nats each. The terms are exact in
-    float64 for the float32 rate; the result, and its gradient, return in float32.
+    float64 for the float32 log-rate, the decoder's output; the result, and its gradient,
+    return in float32. (From the float32 rate instead, a rate below e^-103, 0 in float32,
+    scored a count x > 0 as impossible: x log(0) = -inf.)
     """
 
+    def __init__(self, log_rate):
+        super().__init__(log_rate.exp(), validate_args=False)
+        self.log_rate = log_rate
+
     def log_prob(self, value):
-        rate, value64 = self.rate.double(), value.double()
-        log_p = torch.xlogy(value64, rate) - rate - torch.lgamma(value64 + 1)  # 0 log 0 = 0
+        log_rate, value64 = self.log_rate.double(), value.double()
+        log_p = value64 * log_rate - log_rate.exp() - torch.lgamma(value64 + 1)
         return log_p.to(self.rate.dtype)
 
 
@@ -742,8 +748,7 @@ class PoissonLikelihood(_CountLikelihood):
     """p(x|z) = Poisson(exp(decoder(z))), for counts such as bag-of-words."""
 
     def forward(self, output):
-        rate = _capped_log_rate(output).exp()
-        return _Poisson(rate, validate_args=False)
+        return _Poisson(_capped_log_rate(output))
 
     @staticmethod
     def sample(distribution, generator):

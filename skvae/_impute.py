@@ -218,11 +218,16 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         likelihood = estimator.module_.likelihood  # the fitted head, whatever set_params says
         # The likelihood weighs the observed values as the estimator's score does: clipped to
         # its support, with a warning. They are returned as given.
-        incomplete, _, value_range = check_values(
-            X[rows], likelihood, type(self).__name__, support="clip"
-        )
-        check_distance_from_training(
-            incomplete, estimator.module_.input, type(self).__name__, value_range
+        # The distance from the training data is checked on the values as given, as the
+        # estimator's own checks do: a placeholder is refused, not clipped to the support.
+        incomplete, _, _ = check_values(
+            X[rows],
+            likelihood,
+            type(self).__name__,
+            support="clip",
+            far=lambda found: check_distance_from_training(
+                X[rows], estimator.module_.input, type(self).__name__, found
+            ),
         )
         module, device = estimator.module_, estimator._device()
         seed = self._draw_seed()

@@ -13,9 +13,10 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from sklearn.utils.validation import check_is_fitted
 
 from . import __version__
-from ._vae import FITTED_STATE, GaussianVAE, SparseVAE
+from ._vae import FITTED_STATE, GaussianVAE, SparseVAE, _BaseVAE
 from ._validation import available_device, resolve_device
 
 
@@ -61,13 +62,22 @@ def save(estimator, path):
     """
     name = type(estimator).__name__
     if name not in ESTIMATORS or type(estimator) is not ESTIMATORS[name]:
+        if not isinstance(estimator, _BaseVAE):
+            raise TypeError(
+                f"save takes a fitted SparseVAE or GaussianVAE, got {name}. Save the model "
+                "inside it: imputer.estimator_ for a VAEImputer, pipe[-1] for a Pipeline that "
+                "ends with one (its other steps with pickle or joblib), "
+                "search.best_estimator_ for a fitted search."
+            )
         raise TypeError(
             f"save takes a SparseVAE or GaussianVAE, got {name}: load rebuilds a model from "
             "its class name, and the code of a subclass cannot be stored safely. Pickle it "
             "instead (loading a pickle runs code from it)."
         )
-    if not hasattr(estimator, "module_"):
-        raise ValueError(f"This {name} is not fitted yet; fit it before saving.")
+    check_is_fitted(estimator, "module_")
+    if isinstance(path, io.TextIOBase):  # before anything is written
+        name = getattr(path, "name", None) or "The file object"
+        raise TypeError(f"{name} writes text; open it in binary mode, open(path, 'wb').")
     estimator._validate_params()  # a file that load would refuse is never written
     params = estimator.get_params()
     if not isinstance(params["random_state"], (Integral, type(None))):

@@ -41,11 +41,13 @@ from ._training import (
     training_data,
 )
 from ._validation import (
+    allocation_errors,
     available_device,
     check_architecture,
     check_codes,
     check_data,
     check_finite_output,
+    check_finite_scores,
     check_float32_value,
     check_params_in_use,
     family_params,
@@ -309,7 +311,10 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         or up to ``max_iter``, under the stopping rule. Bad input, or a first epoch without a
         finite step, leaves a fitted model as it was."""
         continued = hasattr(self, "module_") and (incremental or self.warm_start)
-        with unchanged_on_error(self):
+        # Whatever the caller's grad mode: under its torch.no_grad() training had no
+        # gradients, and under inference_mode() restoring the optimizer after an error made
+        # its state inference tensors that the next step could not update.
+        with torch.inference_mode(False), torch.enable_grad(), unchanged_on_error(self):
             device = resolve_device(self.device)
             check_architecture(
                 self._architecture(), self.module_.architecture if continued else None
@@ -685,9 +690,19 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         check_is_fitted(self)
         check_scalar(n_samples, "n_samples", Integral, min_val=1)
         generator = torch_generator(random_state_or_entropy(random_state), self._device())
-        with torch.inference_mode():
+        with torch.inference_mode(), allocation_errors(f"sample({n_samples})"):
             X = self.module_.sample(n_samples, generator)
-        return self._with_feature_names(X.cpu().numpy().astype(np.float64))
+        X = X.cpu().numpy().astype(np.float64)
+        bad = ~np.isfinite(X)
+        if bad.any():
+            row, feature = np.argwhere(bad)[0]
+            raise ValueError(
+                f"{type(self).__name__}.sample drew {X[row, feature]} in row {row}, feature "
+                f"{feature}: a draw of the prior, or its decoding, passed float32's range. "
+                "This happens with very heavy tails (prior='student-t' with a small df) and "
+                "an unbounded decoder; a larger df or activation='tanh' avoids it."
+            )
+        return self._with_feature_names(X)
 
     def _with_feature_names(self, X, index=None):
         """X as a pandas DataFrame with the fitted column names (and ``index``), if fitted on
@@ -717,7 +732,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             ELBO of each row.
         """
         X = self._check_fitted_data(X)
-        return self._elbo(X).astype(np.float64)
+        elbo = self._elbo(X).astype(np.float64)
+        check_finite_scores(elbo, f"{type(self).__name__}.score_samples")
+        return elbo
 
     def score(self, X, y=None):
         """Mean ELBO of the rows of X, in nats (higher is better).

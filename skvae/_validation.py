@@ -238,16 +238,20 @@ def outside_stacklevel():
     return level
 
 
-def check_values(values, likelihood, estimator_name, *, support="refuse", implicit_zeros=False):
+def check_values(
+    values, likelihood, estimator_name, *, support="refuse", implicit_zeros=False, far=None
+):
     """Refuse infinite values and values beyond float32's range (NaN marks a missing value),
     and handle those outside the likelihood's support as ``support`` says: ``'refuse'`` (in
     fit: a model cannot learn data it cannot model), ``'clip'`` (in scoring: clip them to
     the support with an :class:`OutOfSupportWarning`), ``'ignore'`` (the encoder reads any
     value); ``implicit_zeros`` says that ``values`` are a sparse matrix's stored ones, beside
-    zeros, which the warning's range then includes. Returns the values (clipped in a copy
-    where that was needed), whether they may hold NaN (False when the first pass found
-    none) and their (min, max) over the observed values (NaN where the first pass found a
-    NaN and ``support='ignore'``; with the implicit zeros).
+    zeros, which the warning's range then includes. ``far``, if given, is called with the
+    (min, max) below before any clipping: the check of new data's distance from the
+    training data, which refuses a placeholder that clipping would hide. Returns the values
+    (clipped in a copy where that was needed), whether they may hold NaN (False when the
+    first pass found none) and their (min, max) over the observed values (NaN where the
+    first pass found a NaN and ``support='ignore'``; with the implicit zeros).
 
     Valid data without NaN cost one min/max pass, a third of the passes the separate checks
     make; they run, to name the problem, only when that pass finds one (or when counts must
@@ -263,16 +267,22 @@ def check_values(values, likelihood, estimator_name, *, support="refuse", implic
         found_low, found_high = np.float32(found_low), np.float32(found_high)
     in_range = max(low, -largest) <= found_low and found_high <= min(high, largest)
     if in_range and (not likelihood.integer_valued or support == "ignore"):
+        if far is not None:
+            far(found)
         return values, False, found
     if not get_config()["assume_finite"]:
         assert_all_finite(values, allow_nan=True, input_name="X", estimator_name=estimator_name)
     check_float32_range(values)
     if support == "ignore":
+        if far is not None:
+            far(found)
         return values, True, found
     found_low, found_high = np.nanmin(values, initial=np.inf), np.nanmax(values, initial=-np.inf)
     if implicit_zeros:  # the values stored by a sparse matrix that also holds zeros
         found_low, found_high = min(found_low, 0.0), max(found_high, 0.0)
     found = found_low, found_high
+    if far is not None:
+        far(found)
     clip = support == "clip" and (np.float32(found_low) < low or np.float32(found_high) > high)
     if clip:
         values = np.clip(values, low, high)
@@ -291,7 +301,6 @@ def check_values(values, likelihood, estimator_name, *, support="refuse", implic
             OutOfSupportWarning,
             stacklevel=outside_stacklevel(),
         )
-        found = max(found_low, low), min(found_high, high)
     return values, True, found
 
 
@@ -316,13 +325,19 @@ def check_data(estimator, X, *, reset, support="refuse", training=False):
             X = X.copy()
             X.sum_duplicates()
     values = X.data if sp.issparse(X) else X  # implicit zeros suit every likelihood
+    name = type(estimator).__name__
     checked, maybe_missing, value_range = check_values(
         values,
         # The fitted module's head, which set_params(likelihood=...) after fit does not change.
         LIKELIHOODS[estimator.likelihood] if reset else estimator.module_.likelihood,
-        type(estimator).__name__,
+        name,
         support=support,
         implicit_zeros=sp.issparse(X) and X.nnz < np.prod(X.shape),
+        # New data: on the values as given, so that a placeholder (9.97e36) is refused, as
+        # transform refuses it, rather than clipped to the support and scored.
+        far=None
+        if reset
+        else lambda found: check_distance_from_training(X, estimator.module_.input, name, found),
     )
     if checked is not values:  # clipped: a copy, never the caller's data
         if sp.issparse(X):
@@ -332,10 +347,6 @@ def check_data(estimator, X, *, reset, support="refuse", training=False):
             X = checked
     if maybe_missing:
         check_observed(X, estimator, fitting=reset)
-    if not reset:
-        check_distance_from_training(
-            X, estimator.module_.input, type(estimator).__name__, value_range
-        )
     if training:  # a model's first fit, or one that goes on (warm_start, partial_fit)
         likelihood = LIKELIHOODS[estimator.likelihood] if reset else estimator.module_.likelihood
         if likelihood.encoder_input == "log1p-standardized":
@@ -414,7 +425,9 @@ def check_distance_from_training(X, encoder_input, estimator_name, value_range):
         return
     worst = np.flatnonzero(too_far)[np.argmax(distance[too_far])]
     if encoder_input.log1p:
-        where = f"a count above {MAX_COUNT:.0e}"
+        where = f"further than {MAX_COUNT:.0e} from 0, the most a count can be"
+    elif encoder_input.kind == "raw":  # read as it is: measured from 0
+        where = f"more than {MAX_STANDARD_DEVIATIONS:.0e} from 0"
     elif distance[worst] > max_distance[worst]:
         where = f"{distance[worst]:.1e} from that feature's training mean"
     else:
@@ -442,11 +455,50 @@ def check_finite_output(values, estimator, method, caller=None):
     spread = f" (training spread {float(unit[feature]):.3g})" if unit is not None else ""
     raise ValueError(
         f"{type(caller or estimator).__name__}.{method} decoded a value in row {row}, feature "
-        f"{feature}, beyond float32's range in that feature's units{spread}: the input is "
-        "too far from the training data for skvae's float32 arithmetic. Scale the features "
-        "first (a StandardScaler in front of the model), and check the input for "
-        "placeholders of missing values."
+        f"{feature}, beyond float32's range in that feature's units{spread}: {FAR_INPUT}"
     )
+
+
+@contextmanager
+def allocation_errors(call):
+    """Turn torch's allocator failures in ``call`` (a RuntimeError on the CPU, an
+    OutOfMemoryError on CUDA) into a MemoryError that names the call, as NumPy's are."""
+    try:
+        yield
+    except RuntimeError as error:
+        if "can't allocate memory" not in str(error) and not isinstance(
+            error, torch.OutOfMemoryError
+        ):
+            raise
+        raise MemoryError(
+            f"{call} needs more memory than is free on the model's device; ask for fewer "
+            f"rows at a time. ({error})"
+        ) from error
+
+
+def check_finite_scores(scores, where):
+    """Raise a ValueError if the log-densities ``scores`` that ``where`` (a method or
+    function, as the message names it) computed from finite input are not finite: -inf
+    where a row's log-density, summed over its features, passes float32's range (each value
+    passed the distance check alone), NaN where the arithmetic of such a row overflowed on
+    the way."""
+    bad = ~np.isfinite(scores)
+    if not bad.any():
+        return
+    row = int(np.flatnonzero(bad)[0])
+    raise ValueError(
+        f"{where} computed {scores[row]} for row {row}: its "
+        f"log-density passes float32's range (-3.4e38). {FAR_INPUT}"
+    )
+
+
+# Why a finite input gives a non-finite output, and what to do.
+FAR_INPUT = (
+    "The input is too far from the training data for skvae's float32 arithmetic. Check it "
+    "for placeholders of missing values and for features in other units than in training; "
+    "a feature whose training spread is near float32's limits needs a StandardScaler in "
+    "front of the model."
+)
 
 
 def check_training_counts(X, estimator_name, value_range):
@@ -476,10 +528,11 @@ def check_training_counts(X, estimator_name, value_range):
 MAX_ROUNDING_SHARE = 0.1
 
 
-def feature_label(estimator, feature):
-    """``Feature 'income'`` for a model fitted on a DataFrame, ``Feature 3`` otherwise."""
+def feature_label(estimator, feature, word="Feature"):
+    """``Feature 'income'`` for a model fitted on a DataFrame, ``Feature 3`` otherwise (with
+    ``word`` for "Feature")."""
     names = getattr(estimator, "feature_names_in_", None)
-    return f"Feature {names[feature]!r}" if names is not None else f"Feature {feature}"
+    return f"{word} {names[feature]!r}" if names is not None else f"{word} {feature}"
 
 
 # The largest training spread of a feature that the Gaussian likelihood takes: its values
@@ -589,7 +642,8 @@ def check_observed(X, estimator, *, fitting):
     if fitting and empty_columns.size:
         raise ValueError(
             f"{empty_columns.size} features of X have no observed value (all NaN), such as "
-            f"feature {empty_columns[0]}; {name} cannot learn them. Drop them, as "
+            f"{feature_label(estimator, empty_columns[0], 'feature')}; {name} cannot learn them. "
+            "Drop them, as "
             "SimpleImputer(keep_empty_features=False) does."
         )
 

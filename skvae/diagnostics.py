@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._training import inference_batch_size
 from ._vae import _BaseVAE
-from ._validation import check_params_in_use, random_state_or_entropy
+from ._validation import check_finite_scores, check_params_in_use, random_state_or_entropy
 
 __all__ = [
     "hoyer_sparsity",
@@ -228,7 +228,9 @@ def log_likelihood(estimator, X, *, n_samples=1000, random_state=0):
             total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))
         return total - math.log(n_samples)
 
-    return estimator._map_batches(importance_weighted, X, draws_per_pass).astype(np.float64)
+    log_p = estimator._map_batches(importance_weighted, X, draws_per_pass).astype(np.float64)
+    check_finite_scores(log_p, "log_likelihood")
+    return log_p
 
 
 def mean_correlation_coefficient(sources, codes, *, method="pearson"):
@@ -457,12 +459,21 @@ def gabor_fit(filters, *, patch_shape=None):
                 f"filters have {n_pixels} pixels, not a square number; pass patch_shape."
             )
         patch_shape = (side, side)
-    if np.ndim(patch_shape) != 1 or len(patch_shape) != 2:
-        raise ValueError(f"patch_shape must be (height, width), got {patch_shape!r}.")
+    if (
+        np.ndim(patch_shape) != 1
+        or len(patch_shape) != 2
+        or not all(isinstance(n, Integral) and not isinstance(n, bool) for n in patch_shape)
+    ):
+        raise ValueError(f"patch_shape must be (height, width), two ints, got {patch_shape!r}.")
     height, width = (int(n) for n in patch_shape)
-    if height * width != n_pixels or min(height, width) < 2:
+    if min(height, width) < 2:
         raise ValueError(
-            f"patch_shape={tuple(patch_shape)} does not fit filters of {n_pixels} pixels."
+            f"patch_shape={(height, width)} has a side below 2 pixels; a Gabor's orientation "
+            "and frequency need two in each direction."
+        )
+    if height * width != n_pixels:
+        raise ValueError(
+            f"patch_shape={(height, width)} does not fit filters of {n_pixels} pixels."
         )
     rows, columns = (grid.astype(np.float64) for grid in np.mgrid[:height, :width])
     flat_rows, flat_columns = rows.ravel(), columns.ravel()

@@ -238,8 +238,14 @@ def test_gabor_fit_shapes_and_edge_cases():
         dg.gabor_fit([wide])
     with pytest.raises(ValueError, match="does not fit filters of 60 pixels"):
         dg.gabor_fit([wide], patch_shape=(5, 10))
-    with pytest.raises(ValueError, match=r"patch_shape must be \(height, width\), got \(60,\)"):
+    with pytest.raises(ValueError, match=r"patch_shape must be \(height, width\), two ints, got"):
         dg.gabor_fit([wide], patch_shape=(60,))
+    # A float side was read as its floor: (6.9, 10) as (6, 10).
+    with pytest.raises(ValueError, match=r"two ints, got \(6.9, 10\)"):
+        dg.gabor_fit([wide], patch_shape=(6.9, 10))
+    with pytest.raises(ValueError, match=r"patch_shape=\(1, 60\) has a side below 2 pixels"):
+        dg.gabor_fit([wide], patch_shape=(1, 60))
+    assert dg.gabor_fit([wide], patch_shape=(np.int64(6), 10)).r2.shape == (1,)
 
 
 @pytest.mark.parametrize("scale", [1e-6, 1e-3, 1e4])

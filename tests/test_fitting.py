@@ -317,6 +317,23 @@ def test_interrupted_fit_keeps_the_last_completed_epoch(
     assert vae.n_iter_ == 3
 
 
+@pytest.mark.parametrize("grad_mode", [torch.no_grad, torch.inference_mode])
+def test_training_does_not_depend_on_the_callers_grad_mode(small_digits, grad_mode):
+    # Under the caller's no_grad() or inference_mode(), fit raised torch's "element 0 of
+    # tensors does not require grad"; and a partial_fit that failed under inference_mode()
+    # restored the optimizer's state as inference tensors, which no later step could update.
+    X = small_digits[0]
+    expected = GaussianVAE(**FAST).fit(X).partial_fit(X)
+    with grad_mode():
+        vae = GaussianVAE(**FAST).fit(X).partial_fit(X)
+        with pytest.raises(ValueError, match="features"):
+            vae.partial_fit(X[:, :10])
+    assert same_weights(weights(vae), weights(expected))
+    vae.partial_fit(X)  # outside it again
+    assert np.isfinite(vae.transform(X)).all()
+    assert not any(p.is_inference() for p in vae.module_.parameters())
+
+
 def test_a_fit_that_fails_after_training_leaves_the_model_as_it_was(small_digits):
     # An error after epochs that trained (here a warning turned into one) restores the
     # weights, the optimizer state and the fitted record, not only the attributes.

@@ -1,6 +1,7 @@
 """Input validation: bad data, parameters, codes and sizes are refused with an error that names
 the problem, and a refused call leaves a fitted model as it was."""
 
+import math
 import pickle
 import warnings
 
@@ -17,7 +18,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils.parallel import Parallel, delayed
 
-from skvae import GaussianVAE, OutOfSupportWarning, SparseVAE, VAEImputer
+from skvae import GaussianVAE, OutOfSupportWarning, SparseVAE, VAEImputer, diagnostics
 from skvae._families import LIKELIHOODS
 
 
@@ -232,11 +233,33 @@ def test_placeholders_far_beyond_the_training_data_are_refused(small_digits, lik
         warnings.simplefilter("ignore", OutOfSupportWarning)  # Bernoulli: clipped to [0, 1]
         assert np.isfinite(vae.score_samples(as_format(far))).all()
     far[4, 20] = 1e20
-    # Scoring clips data to a bounded support (with its warning) before anything overflows.
-    methods = ["transform", "score_samples"] if likelihood == "gaussian" else ["transform"]
-    for method in methods:
-        with pytest.raises(ValueError, match=r"value 1e\+20 in feature 20.*replace it with NaN"):
+    # Scoring refuses it as transform does. (It once clipped a placeholder to a bounded
+    # support, with a warning to use MinMaxScaler(clip=True), and scored it as data.)
+    where = "more than 1e\\+16 from 0" if likelihood == "bernoulli" else "2.6e\\+20 training"
+    for method in ["transform", "score_samples"]:
+        with pytest.raises(ValueError, match=rf"value 1e\+20 in feature 20, {where}.*with NaN"):
             getattr(vae, method)(as_format(far))
+    imputer = VAEImputer(GaussianVAE(**{**FAST, "likelihood": likelihood})).fit(X)
+    far[4, 21] = np.nan
+    with pytest.raises(ValueError, match=r"value 1e\+20 in feature 20.*with NaN"):
+        imputer.transform(far)
+
+
+def test_a_score_beyond_float32s_range_is_an_error_not_a_number():
+    # Each value passes the distance check (a constant column in large units is allowed a
+    # million float32 rounding steps), but the row's log-density passes float32's range:
+    # score_samples returned NaN, and -inf for another row, with no error.
+    rng = np.random.RandomState(0)
+    X = np.c_[rng.randn(50, 2), np.full(50, 1e23)]
+    vae = GaussianVAE(**FAST).fit(X)
+    far = X[:2].copy()
+    far[:, 2] *= 1.01
+    message = r"score_samples computed (nan|-inf) for row 0.*too far from the training data"
+    with pytest.raises(ValueError, match=message):
+        vae.score_samples(far)
+    with pytest.raises(ValueError, match="log_likelihood computed"):
+        diagnostics.log_likelihood(vae, far, n_samples=4)
+    assert np.isfinite(vae.score_samples(X[:2])).all()
 
 
 def test_the_imputer_names_a_placeholder_it_was_not_told_about():
@@ -263,7 +286,7 @@ def test_counts_are_refused_only_where_their_likelihood_overflows(counts, likeli
     assert np.isfinite(vae.score_samples(huge)).all()
     huge[0, 0] = 9.96921e36
     for data in (huge, sp.csr_matrix(huge)):
-        with pytest.raises(ValueError, match="a count above 1e"):
+        with pytest.raises(ValueError, match=r"further than 1e\+30 from 0, the most a count"):
             vae.score_samples(data)
 
 
@@ -284,7 +307,7 @@ def test_fit_refuses_counts_above_the_largest_rate_it_models(counts, likelihood)
             with pytest.raises(ValueError, match=message):
                 SparseVAE(**{**FAST, "likelihood": likelihood}).partial_fit(data)
             # A model that goes on, too (above 1e30 new data's own check speaks first).
-            going_on = rf"value {shown} in feature 7, a count above 1"
+            going_on = rf"value {shown} in feature 7, (a count above 1|further than 1e\+30)"
             with pytest.raises(ValueError, match=going_on):
                 fitted.partial_fit(data)
             with pytest.raises(ValueError, match=going_on):
@@ -320,6 +343,14 @@ def test_a_decoder_output_above_the_rate_cap_is_pulled_back(likelihood):
     assert output.grad.item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_a_count_at_a_vanishing_poisson_rate_is_unlikely_not_impossible():
+    # exp(-150) is 0 in float32: the log term once took log(rate), and scored a count of 5
+    # -inf (score_samples of rows far from the training data gave -inf, with no error).
+    p_x = LIKELIHOODS["poisson"](1)(torch.tensor([[-150.0]]))
+    expected = 5 * -150.0 - np.exp(-150.0) - math.lgamma(6)
+    assert p_x.log_prob(torch.tensor([[5.0]])).item() == pytest.approx(expected, rel=1e-6)
+
+
 def test_a_poisson_count_of_0_at_a_vanishing_rate_is_certain():
     # exp(-120) is 0 in float32: 0 * log(0) must be 0, not NaN.
     p_x = LIKELIHOODS["poisson"](1)(torch.tensor([[-120.0]]))
@@ -346,7 +377,7 @@ def test_count_likelihoods_are_exact_for_large_counts(count, theta):
     log_mean = torch.tensor([np.log(1.1 * count + 1)], dtype=torch.float32)
     x = torch.tensor([count])
     poisson = LIKELIHOODS["poisson"](1)(log_mean)
-    rate = float(poisson.rate)
+    rate = np.exp(float(log_mean))  # the rate of the float32 log-rate, in float64
     assert poisson.log_prob(x).item() == pytest.approx(stats.poisson.logpmf(count, rate), rel=1e-6)
     head = LIKELIHOODS["negative-binomial"](1)
     with torch.no_grad():
@@ -714,6 +745,20 @@ def test_bad_sample_sizes(fitted):
         fitted.sample(0)
     with pytest.raises(TypeError, match="n_samples must be an instance of int"):
         fitted.sample(1.5)
+    # torch's allocator said "[enforce fail at alloc_cpu.cpp:...]"; NumPy raises MemoryError.
+    with pytest.raises(MemoryError, match=r"sample\(1000000000000\) needs more memory"):
+        fitted.sample(10**12)
+
+
+def test_sample_refuses_to_return_draws_beyond_float32s_range():
+    # A Student-t prior with df = 0.05 draws codes beyond float32's range now and then, and a
+    # ReLU decoder turns them into inf and NaN, which sample returned without a word.
+    X = np.random.RandomState(0).normal(size=(200, 6))
+    params = dict(prior="student-t", df=0.05, posterior="normal", activation="relu")
+    vae = SparseVAE(**{**FAST, "n_components": 3}, **params).fit(X)
+    with pytest.raises(ValueError, match="sample drew .* passed float32's range.*larger df"):
+        vae.sample(2000, random_state=0)
+    assert np.isfinite(vae.set_params(df=3.0).fit(X).sample(2000, random_state=0)).all()
 
 
 def test_unfitted_model_says_so():

@@ -14,6 +14,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import FAST, same_weights, weights
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import skvae
 from skvae import GaussianVAE, SparseVAE
@@ -245,11 +248,26 @@ def test_load_refuses_tampered_and_incompatible_files(fitted_frame_model, tmp_pa
             skvae.load(tmp_path / name)
 
 
-def test_save_refuses_what_it_cannot_store(tmp_path):
-    with pytest.raises(ValueError, match="not fitted yet"):
+def test_save_refuses_what_it_cannot_store(fitted, tmp_path):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         skvae.save(SparseVAE(), tmp_path / "x")
-    with pytest.raises(TypeError, match="takes a SparseVAE or GaussianVAE"):
+    with pytest.raises(TypeError, match="takes a fitted SparseVAE or GaussianVAE, got object"):
         skvae.save(object(), tmp_path / "x")
+    # What holds a model: the message names where the model is.
+    for holder, where in [
+        (skvae.VAEImputer(), r"imputer\.estimator_"),
+        (make_pipeline(StandardScaler(), fitted), r"pipe\[-1\]"),
+    ]:
+        with pytest.raises(TypeError, match=rf"got {type(holder).__name__}\. .*{where}"):
+            skvae.save(holder, tmp_path / "x")
+    # A file opened in text mode: said before anything is written (torch said "write()
+    # argument must be str, not bytes").
+    with open(tmp_path / "text", "w") as text:
+        with pytest.raises(
+            TypeError, match=r"writes text; open it in binary mode, open\(path, 'wb'\)"
+        ):
+            skvae.save(fitted, text)
+    assert (tmp_path / "text").read_bytes() == b""
 
     # Named as skvae's class, which load would build instead.
     subclass = type("SparseVAE", (skvae.SparseVAE,), {})

@@ -83,8 +83,9 @@ def test_noise_has_the_requested_standard_deviation():
         ({"sparsity": 1.0}, ValueError, "sparsity"),
         ({"sparsity": -0.1}, ValueError, "sparsity"),
         ({"noise": -1.0}, ValueError, "noise"),
-        ({"sparsity": float("nan")}, ValueError, "sparsity must be a number, got nan"),
-        ({"noise": float("nan")}, ValueError, "noise must be a number, got nan"),
+        ({"sparsity": float("nan")}, ValueError, "sparsity must be a finite number, got nan"),
+        ({"noise": float("nan")}, ValueError, "noise must be a finite number, got nan"),
+        ({"noise": float("inf")}, ValueError, "noise must be a finite number, got inf"),
     ],
 )
 def test_invalid_arguments_raise(params, error, match):

@@ -114,8 +114,8 @@ def make_sparse_sources(
     check_scalar(sparsity, "sparsity", Real, min_val=0, max_val=1, include_boundaries="left")
     check_scalar(noise, "noise", Real, min_val=0)
     for name, value in [("sparsity", sparsity), ("noise", noise)]:
-        if np.isnan(value):  # check_scalar's comparisons are all False for NaN
-            raise ValueError(f"{name} must be a number, got nan.")
+        if not np.isfinite(value):  # check_scalar's comparisons are all False for NaN
+            raise ValueError(f"{name} must be a finite number, got {value}.")
     random_state = random_state_or_entropy(random_state)
 
     # The mixing is drawn first, so that a seed gives the same mixing for any n_samples.
