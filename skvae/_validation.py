@@ -587,10 +587,11 @@ def warn_float32_resolution(X, estimator):
     if not candidates.size:
         return
     values = X[:, candidates]
+    # Near float64's limits the spreads overflow: inf / inf is NaN, and not coarse.
     with np.errstate(over="ignore", invalid="ignore"):
         errors = values.astype(np.float32).astype(np.float64) - values
-    std = np.nanstd(values, axis=0)
-    share = np.nanstd(errors, axis=0) / std
+        std = np.nanstd(values, axis=0)
+        share = np.nanstd(errors, axis=0) / std
     coarse = share > MAX_ROUNDING_SHARE
     if not coarse.any():
         return
