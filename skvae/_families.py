@@ -716,7 +716,8 @@ class _Poisson(Poisson):
 
     def log_prob(self, value):
         log_rate, value64 = self.log_rate.double(), value.double()
-        log_p = value64 * log_rate - log_rate.exp() - torch.lgamma(value64 + 1)
+        log_term = torch.where(value64 == 0, 0.0, value64 * log_rate)  # 0 log 0 = 0
+        log_p = log_term - log_rate.exp() - torch.lgamma(value64 + 1)
         return log_p.to(self.rate.dtype)
 
 

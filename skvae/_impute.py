@@ -47,7 +47,8 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         hidden_layer_sizes=(128, 128), activation="tanh", batch_size=64, max_iter=300,
         tol=None)``: a fixed budget of 300 epochs (see Notes). A ``random_state`` of None in
         it is replaced by one drawn from this imputer's. Its training budget is its own
-        (``GaussianVAE(max_iter=...)``); a ConvergenceWarning of its fit says so.
+        (``GaussianVAE(max_iter=...)``); a model with a stopping rule (``tol`` not None)
+        that runs out of epochs says so in its ConvergenceWarning.
 
     missing_values : int, float, np.nan or pd.NA, default=np.nan
         The placeholder of the missing values; every occurrence of it is imputed.
@@ -102,7 +103,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     stops setting records (after 66 to 142 epochs on wine and diabetes), beat it on none
     (``benchmarks/bench_imputation.py``; the user guide, "Real tables"). Its fit
     takes 300 epochs of batches of 64 rows whatever the size of the data: on a large table,
-    pass a model with a smaller ``max_iter``, or ``early_stopping=True``.
+    pass the same model with a smaller ``max_iter``.
 
     References
     ----------
@@ -180,8 +181,8 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 raise ValueError(
                     "Every row of X is missing entirely; VAEImputer has nothing to learn from."
                 )
-            # Its ConvergenceWarning then says that the model is this imputer's, and where its
-            # budget goes: the user of VAEImputer() never built the GaussianVAE it names.
+            # A ConvergenceWarning of its fit then says that the model is this imputer's, and
+            # where its budget goes: the user of the imputer may never have built it.
             estimator._fitted_for = type(self).__name__
             self.estimator_ = estimator.fit(X[observed_rows])
             self._seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -222,13 +223,14 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         # its support, with a warning. They are returned as given.
         # The distance from the training data is checked on the values as given, as the
         # estimator's own checks do: a placeholder is refused, not clipped to the support.
+        given = X[rows]
         incomplete, _, _ = check_values(
-            X[rows],
+            given,
             likelihood,
             type(self).__name__,
             support="clip",
             far=lambda found: check_distance_from_training(
-                X[rows], estimator.module_.input, type(self).__name__, found
+                given, estimator.module_.input, type(self).__name__, found
             ),
         )
         module, device = estimator.module_, estimator._device()

@@ -63,12 +63,14 @@ def save(estimator, path):
     name = type(estimator).__name__
     if name not in ESTIMATORS or type(estimator) is not ESTIMATORS[name]:
         if not isinstance(estimator, _BaseVAE):
-            raise TypeError(
-                f"save takes a fitted SparseVAE or GaussianVAE, got {name}. Save the model "
-                "inside it: imputer.estimator_ for a VAEImputer, pipe[-1] for a Pipeline that "
-                "ends with one (its other steps with pickle or joblib), "
+            holder = (
+                " Save the model inside it: imputer.estimator_ for a VAEImputer, pipe[-1] "
+                "for a Pipeline that ends with one (its other steps with pickle or joblib), "
                 "search.best_estimator_ for a fitted search."
+                if any(hasattr(estimator, a) for a in ("estimator", "steps", "best_estimator_"))
+                else " Call it as save(estimator, path)."
             )
+            raise TypeError(f"save takes a fitted SparseVAE or GaussianVAE, got {name}.{holder}")
         raise TypeError(
             f"save takes a SparseVAE or GaussianVAE, got {name}: load rebuilds a model from "
             "its class name, and the code of a subclass cannot be stored safely. Pickle it "
@@ -119,6 +121,9 @@ def save(estimator, path):
         file.write(data)
 
 
+# Tensors built under the caller's torch.inference_mode() would be inference tensors, which
+# no later training step could update in place.
+@torch.inference_mode(False)
 def load(path, *, device=None):
     """Load an estimator written by :func:`save`, executing no code from the file.
 
@@ -193,7 +198,7 @@ def _restore(content, target):
     architecture = json.loads(content["architecture"])
     architecture["hidden_layer_sizes"] = tuple(architecture["hidden_layer_sizes"])
     stored = json.loads(content["json"])
-    target = target or available_device(estimator.device, stacklevel=3)
+    target = target or available_device(estimator.device)
     # The module the weights belong to, which set_params after fitting may not describe.
     estimator._initialize(stored["n_features_in_"], target, architecture=architecture)
     for fitted in FITTED_STATE:

@@ -699,8 +699,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             raise ValueError(
                 f"{type(self).__name__}.sample drew {X[row, feature]} in row {row}, feature "
                 f"{feature}: a draw of the prior, or its decoding, passed float32's range. "
-                "This happens with very heavy tails (prior='student-t' with a small df) and "
-                "an unbounded decoder; a larger df or activation='tanh' avoids it."
+                "This happens with very heavy tails (prior='student-t' with a small df), "
+                "whose draws can pass it; a larger df avoids it."
             )
         return self._with_feature_names(X)
 
@@ -769,6 +769,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             state["_torch_state"] = buffer.getvalue()
         return state
 
+    @torch.inference_mode(False)  # not inference tensors, which training could not update
     def __setstate__(self, state):
         torch_state, device = state.pop("_torch_state", None), state.pop("_torch_device", None)
         super().__setstate__(state)

@@ -86,12 +86,9 @@ def resolve_device(device):
     return resolved
 
 
-def available_device(device, stacklevel=2):
-    """The device a model fitted on ``device`` should use here: it, or the CPU with a warning.
-
-    ``stacklevel`` counts frames from the caller of this function, as ``warnings.warn`` does
-    from its caller: 2, the default, points at whoever called the caller (who unpickles).
-    """
+def available_device(device):
+    """The device a model fitted on ``device`` should use here: it, or the CPU with a warning
+    at the first frame outside the libraries (whoever unpickles or loads)."""
     try:
         return resolve_device(device)
     except ValueError:
@@ -99,7 +96,7 @@ def available_device(device, stacklevel=2):
             f"The model was fitted on {device}, which is not available here; "
             "its weights are loaded on the CPU.",
             UserWarning,
-            stacklevel=stacklevel + 1,
+            stacklevel=outside_stacklevel(),
         )
         return torch.device("cpu")
 
@@ -220,18 +217,19 @@ def _value_range(values):
 
 
 # Frames a warning about the user's data skips: skvae's own, scikit-learn's and joblib's
-# (through which cross_val_score and GridSearchCV call an estimator).
+# (through which cross_val_score and GridSearchCV call an estimator), and torch's (whose
+# inference_mode(False) wraps skvae's loaders).
 _LIBRARIES = tuple(
     os.path.dirname(os.path.abspath(path)) + os.sep
-    for path in (__file__, sklearn.__file__, joblib.__file__)
+    for path in (__file__, sklearn.__file__, joblib.__file__, torch.__file__)
 )
 
 
 def outside_stacklevel():
     """The ``stacklevel`` at which ``warnings.warn``, called by the caller of this function,
-    names the first frame outside skvae, scikit-learn and joblib: the user's line, however
-    the call came in (``score`` through ``score_samples``, a ``set_output`` wrapper, a
-    Pipeline, a grid search), or the outermost frame (a joblib worker's) if none is."""
+    names the first frame outside skvae, scikit-learn, joblib and torch: the user's line,
+    however the call came in (``score`` through ``score_samples``, a ``set_output`` wrapper,
+    a Pipeline, a grid search), or the outermost frame (a joblib worker's) if none is."""
     frame, level = sys._getframe(1), 1
     while frame.f_back is not None and frame.f_code.co_filename.startswith(_LIBRARIES):
         frame, level = frame.f_back, level + 1
@@ -466,8 +464,9 @@ def allocation_errors(call):
     try:
         yield
     except RuntimeError as error:
+        # torch.cuda.OutOfMemoryError is torch.OutOfMemoryError where torch has both.
         if "can't allocate memory" not in str(error) and not isinstance(
-            error, torch.OutOfMemoryError
+            error, torch.cuda.OutOfMemoryError
         ):
             raise
         raise MemoryError(

@@ -7,6 +7,7 @@ holds out), never by patching skvae's module globals.
 """
 
 import copy
+import pickle
 import re
 import warnings
 
@@ -18,6 +19,7 @@ from conftest import FAST, exact_log_likelihood, same_weights, weights
 from sklearn.decomposition import FactorAnalysis
 from sklearn.exceptions import ConvergenceWarning
 
+import skvae
 from skvae import GaussianVAE, SparseVAE
 from skvae._training import (
     FLUSH_INTERVAL,
@@ -332,6 +334,19 @@ def test_training_does_not_depend_on_the_callers_grad_mode(small_digits, grad_mo
     vae.partial_fit(X)  # outside it again
     assert np.isfinite(vae.transform(X)).all()
     assert not any(p.is_inference() for p in vae.module_.parameters())
+
+
+def test_a_model_loaded_under_inference_mode_trains_afterwards(small_digits, tmp_path):
+    # Unpickled or loaded under the caller's inference_mode(), its tensors were inference
+    # tensors: the next partial_fit failed, and restoring the model failed with it.
+    X = small_digits[0]
+    vae = GaussianVAE(**FAST).fit(X)
+    skvae.save(vae, tmp_path / "model.skv")
+    with torch.inference_mode():
+        copies = [pickle.loads(pickle.dumps(vae)), skvae.load(tmp_path / "model.skv")]
+    expected = vae.partial_fit(X)
+    for restored in copies:
+        assert same_weights(weights(restored.partial_fit(X)), weights(expected))
 
 
 def test_a_fit_that_fails_after_training_leaves_the_model_as_it_was(small_digits):

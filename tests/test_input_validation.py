@@ -745,9 +745,26 @@ def test_bad_sample_sizes(fitted):
         fitted.sample(0)
     with pytest.raises(TypeError, match="n_samples must be an instance of int"):
         fitted.sample(1.5)
-    # torch's allocator said "[enforce fail at alloc_cpu.cpp:...]"; NumPy raises MemoryError.
-    with pytest.raises(MemoryError, match=r"sample\(1000000000000\) needs more memory"):
+
+
+def test_sample_turns_allocator_failures_into_a_memory_error(fitted, monkeypatch):
+    # sample(10**12) raised torch's "[enforce fail at alloc_cpu.cpp:127] ... can't allocate
+    # memory"; NumPy raises MemoryError. (Simulated: whether 16 TB can be allocated depends
+    # on the host's overcommit policy.) Other RuntimeErrors pass through as they are.
+    def fail(message):
+        def sample(n_samples, generator):
+            raise RuntimeError(message)
+
+        return sample
+
+    allocator = "[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory"
+    monkeypatch.setattr(fitted.module_, "sample", fail(allocator))
+    with pytest.raises(MemoryError, match=r"sample\(1000000000000\) needs more memory") as caught:
         fitted.sample(10**12)
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    monkeypatch.setattr(fitted.module_, "sample", fail("something else"))
+    with pytest.raises(RuntimeError, match="^something else$"):
+        fitted.sample(10)
 
 
 def test_sample_refuses_to_return_draws_beyond_float32s_range():

@@ -257,8 +257,9 @@ def test_imputer_refuses_a_foreign_estimator_and_empty_data(cancer):
 
 
 def test_the_imputers_warnings_reach_its_caller_and_say_whose_model_it_is(cancer):
-    # VAEImputer() fits a GaussianVAE its user never built: the ConvergenceWarning says where
-    # its budget goes. Other warnings of the fit pass on as they are.
+    # The imputer fits a model its user may never have built (VAEImputer()'s default): the
+    # ConvergenceWarning says whose it is and where its budget goes. Other warnings of the
+    # fit pass on as they are.
     X, _ = _holes(cancer[:200], 0.2)
     X[:, 3] += 1e8  # a feature float32 rounds to a few levels
     with pytest.warns(

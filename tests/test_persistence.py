@@ -260,6 +260,8 @@ def test_save_refuses_what_it_cannot_store(fitted, tmp_path):
     ]:
         with pytest.raises(TypeError, match=rf"got {type(holder).__name__}\. .*{where}"):
             skvae.save(holder, tmp_path / "x")
+    with pytest.raises(TypeError, match=r"got str\. Call it as save\(estimator, path\)\.$"):
+        skvae.save(str(tmp_path / "x"), fitted)  # the arguments swapped
     # A file opened in text mode: said before anything is written (torch said "write()
     # argument must be str, not bytes").
     with open(tmp_path / "text", "w") as text:
