@@ -665,6 +665,25 @@ _MAX_LOG_RATE = 30.0
 MAX_RATE = math.exp(_MAX_LOG_RATE)
 
 
+# Above this rate a Poisson law is a normal one to within its skewness, rate^-1/2 (2e-5), and
+# torch's CUDA sampler returns a 32-bit unsigned count (4,294,967,295 at most).
+_NORMAL_POISSON_RATE = 2.0**31
+
+
+def poisson_draws(rate, generator):
+    """Poisson draws of ``rate`` on its device, those above ``_NORMAL_POISSON_RATE`` from the
+    normal approximation (rounded, in float64), which CUDA's sampler would cap at 2**32 - 1:
+    counts model means up to ``MAX_RATE`` (1.1e13). Sampling only, outside any graph."""
+    draws = torch.poisson(rate.clamp(max=_NORMAL_POISSON_RATE), generator=generator)
+    large = rate > _NORMAL_POISSON_RATE
+    if large.any():  # a sync, which only such rates pay
+        rate64 = rate.double()
+        normal = torch.randn(rate.shape, generator=generator, device=rate.device)
+        approximate = (rate64 + rate64.sqrt() * normal.double()).round().clamp_min(0)
+        draws = torch.where(large, approximate.to(draws.dtype), draws)
+    return draws
+
+
 def _capped_log_rate(output):
     """``output`` held at ``_MAX_LOG_RATE`` in value, with the gradient of ``output``. (Not
     ``output - (output - cap).detach()``, which float32 rounds to 0 for an output of 1e9.)"""
@@ -753,7 +772,7 @@ class PoissonLikelihood(_CountLikelihood):
 
     @staticmethod
     def sample(distribution, generator):
-        return torch.poisson(distribution.rate, generator=generator)
+        return poisson_draws(distribution.rate, generator)
 
 
 @register_likelihood("negative-binomial")
@@ -781,4 +800,4 @@ class NegativeBinomialLikelihood(_CountLikelihood):
         seed = int(torch.randint(2**31 - 1, (), generator=generator, device=mean.device))
         rate = np.random.default_rng(seed).gamma(theta.cpu().numpy(), (mean / theta).cpu().numpy())
         rate = torch.as_tensor(rate, dtype=mean.dtype, device=mean.device)
-        return torch.poisson(rate, generator=generator)
+        return poisson_draws(rate, generator)

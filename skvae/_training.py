@@ -296,18 +296,21 @@ def clone_state(module):
 
 def fixed_noise(n_draws, noise_width, device, seed=0):
     """``n_draws`` uniform draws of a code, shaped to be shared by every row of a batch: the
-    fixed Monte Carlo noise of the ELBO that ``score_samples`` reports and of diagnostics."""
-    generator = torch.Generator(device=device).manual_seed(seed)
-    return uniform((n_draws, 1, noise_width), generator, device=device)
+    fixed Monte Carlo noise of the ELBO that ``score_samples`` reports and of diagnostics.
+    Drawn by a CPU generator and moved to ``device``, so that a model scores the same on
+    every device (CUDA's generator is another algorithm, and gave other numbers)."""
+    generator = torch.Generator().manual_seed(seed)
+    return uniform((n_draws, 1, noise_width), generator).to(device)
 
 
 def map_batches(function, X, device, batch_size):
-    """``function`` of row batches of ``X`` (array or tensor), concatenated, as a NumPy array."""
+    """``function`` of row batches of ``X`` (array or tensor), concatenated, as a NumPy array.
+    Each batch's output goes to the host as it is made: the device holds one at a time."""
     outputs = []
     with torch.inference_mode():
         for start in range(0, X.shape[0], batch_size):
-            outputs.append(function(as_tensor(X[start : start + batch_size], device)))
-        return torch.cat(outputs).cpu().numpy()
+            outputs.append(function(as_tensor(X[start : start + batch_size], device)).cpu())
+        return torch.cat(outputs).numpy()
 
 
 class StoppingRule:

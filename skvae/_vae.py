@@ -342,7 +342,11 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             for group in self._optimizer.param_groups:
                 group["lr"] = float(self.learning_rate)  # not a NumPy scalar from a grid
             validation = self.early_stopping and not incremental
-            X_train, X_val = self._validation_split(X, device) if validation else (X_all, None)
+            if validation:
+                del X_all  # on a GPU, before its rows are uploaded again as the split's
+                X_train, X_val = self._validation_split(X, device)
+            else:
+                X_train, X_val = X_all, None
             self._train(X_train, X_val, device, incremental=incremental)
         return self
 
@@ -623,7 +627,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         batches sized for the device and for ``draws`` decoder passes per row."""
         device = self._device()
         batch_size = inference_batch_size(device, self.n_features_in_, draws)
-        return map_batches(function, X, device, batch_size)
+        with allocation_errors(f"This {type(self).__name__} call on {X.shape[0]} rows"):
+            return map_batches(function, X, device, batch_size)
 
     def transform(self, X):
         """Encode X as the deterministic code of the posterior q(z|x).

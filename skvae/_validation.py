@@ -59,9 +59,23 @@ def torch_generator(random_state, device):
 
 
 def resolve_device(device):
-    """The torch device that the ``device`` parameter names; a ValueError if unavailable."""
+    """The torch device that the ``device`` parameter names, CUDA with its index (so that
+    ``'cuda'`` compares equal to a model's ``cuda:0``); a ValueError if unavailable.
+    ``'auto'`` is CUDA where torch has a GPU that holds and reads back a tensor, else the CPU
+    (with a warning if a GPU is there but unusable)."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        resolved = torch.device("cuda", torch.cuda.current_device())
+        reason = _unusable(resolved)
+        if reason is None:
+            return resolved
+        warnings.warn(
+            f"torch sees a CUDA GPU but cannot use it ({reason}); device='auto' uses the CPU.",
+            UserWarning,
+            stacklevel=outside_stacklevel(),
+        )
+        return torch.device("cpu")
     try:
         resolved = torch.device(device)
     except RuntimeError as exc:
@@ -71,19 +85,28 @@ def resolve_device(device):
             f"device={device!r} was requested but CUDA is not available; "
             "use device='cpu' or device='auto'."
         )
-    if resolved.type != "cpu":
-        # Whether torch can hold and read back a tensor there: this build may lack the
-        # backend (mps, xpu, hpu), the index may not exist (cuda:3), or the device may hold
-        # no data (meta). torch raises a different exception for each.
-        try:
-            torch.zeros(1, device=resolved).cpu()
-        except Exception as exc:  # noqa: BLE001
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(
-                f"device={device!r} is not usable here ({reason}); use device='cpu' or "
-                "device='auto'."
-            ) from None
+    reason = _unusable(resolved)
+    if reason is not None:
+        raise ValueError(
+            f"device={device!r} is not usable here ({reason}); use device='cpu' or device='auto'."
+        )
+    if resolved.type == "cuda" and resolved.index is None:
+        resolved = torch.device("cuda", torch.cuda.current_device())
     return resolved
+
+
+def _unusable(device):
+    """Why torch cannot hold and read back a tensor on ``device``, or None if it can: this
+    build may lack the backend (mps, xpu, hpu), the index may not exist (cuda:3), the device
+    may hold no data (meta), or the GPU may be unsupported or taken. torch raises a
+    different exception for each."""
+    if device.type == "cpu":
+        return None
+    try:
+        torch.zeros(1, device=device).cpu()
+    except Exception as exc:  # noqa: BLE001
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return None
 
 
 def available_device(device):

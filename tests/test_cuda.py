@@ -136,6 +136,43 @@ def test_cuda_model_pickles_and_saves_on_the_gpu(small_digits, tmp_path):
         assert np.isfinite(copy.loss_curve_[-1])
 
 
+def test_a_model_scores_the_same_on_the_gpu_and_on_the_cpu(small_digits):
+    # The fixed noise of score_samples and the diagnostics came from a generator on the
+    # model's device, and CUDA's is another algorithm: other draws, other ELBOs (by up to a
+    # nat a row), where the docs promise the same numbers for the same model and data.
+    from skvae.diagnostics import kl_per_dimension, log_likelihood
+
+    X, _ = small_digits
+    vae = SparseVAE(**{**GPU, "n_mc_samples": 4}).fit(X)
+    on_cpu = pickle.loads(pickle.dumps(vae))
+    on_cpu.module_.to("cpu")
+    assert_allclose(vae.score_samples(X), on_cpu.score_samples(X), rtol=1e-4, atol=1e-3)
+    assert_allclose(kl_per_dimension(vae, X), kl_per_dimension(on_cpu, X), rtol=1e-4)
+    assert_allclose(log_likelihood(vae, X[:50]), log_likelihood(on_cpu, X[:50]), rtol=1e-4)
+
+
+def test_cuda_names_its_index_so_a_warm_start_does_not_move_the_model(small_digits, monkeypatch):
+    # device='cuda' resolved to cuda, which torch does not equate with the model's cuda:0:
+    # every partial_fit moved the model and reloaded its optimizer.
+    X, _ = small_digits
+    vae = GaussianVAE(**GPU).fit(X)
+    moves, to = [], vae.module_.to
+    monkeypatch.setattr(vae.module_, "to", lambda *args: moves.append(args) or to(*args))
+    vae.partial_fit(X)
+    assert moves == []
+    assert skvae._validation.resolve_device("cuda") == vae._device()
+
+
+def test_cuda_poisson_draws_pass_2_to_the_32(small_digits):
+    # CUDA's Poisson sampler returns a 32-bit unsigned count; the rates counts model reach
+    # 1.1e13.
+    from skvae._families import poisson_draws
+
+    rate = torch.full((20000,), 1e12, device="cuda")
+    draws = poisson_draws(rate, torch.Generator(device="cuda").manual_seed(0)).double()
+    assert abs(draws.mean().item() - 1e12) < 1e5 and abs(draws.std().item() - 1e6) < 2e4
+
+
 def _saved(vae, tmp_path):
     path = tmp_path / "model.skvae"
     skvae.save(vae, path)

@@ -59,9 +59,11 @@ def test_active_units_count_the_varying_dimensions(gaussian_vae, small_digits):
 
 def test_kl_per_dimension_is_the_closed_form(gaussian_vae, small_digits):
     X, _ = small_digits
+    device = gaussian_vae._device()  # the GPU where run_gpu.sh runs this file
     with torch.no_grad():
-        posterior = gaussian_vae.module_.posterior(torch.as_tensor(X, dtype=torch.float32))
-        mu, sigma = posterior.loc.double(), posterior.scale.double()
+        x = torch.as_tensor(X, dtype=torch.float32, device=device)
+        posterior = gaussian_vae.module_.posterior(x)
+        mu, sigma = posterior.loc.double().cpu(), posterior.scale.double().cpu()
     # KL(N(mu, sigma^2) || N(0, 1)), written out here to check the registry's answer.
     expected = (0.5 * (mu**2 + sigma**2 - 1) - torch.log(sigma)).mean(0).numpy()
     np.testing.assert_allclose(dg.kl_per_dimension(gaussian_vae, X), expected, rtol=1e-4)

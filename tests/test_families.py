@@ -465,6 +465,21 @@ def test_count_likelihoods_sample_counts(counts, likelihood):
     assert (vae.inverse_transform(vae.transform(counts)) > 0).all()  # Poisson/NB means
 
 
+def test_poisson_draws_above_2_to_the_31_come_from_the_normal_approximation():
+    # CUDA's Poisson sampler returns a 32-bit unsigned count (at most 4,294,967,295), and the
+    # count likelihoods model means up to 1.1e13: above 2**31 the draws are the normal
+    # approximation's on every device, and below it torch's own.
+    from skvae._families import poisson_draws
+
+    rate = torch.cat([torch.full((20000,), 1e12), torch.full((5,), 3.0)])
+    draws = poisson_draws(rate, torch.Generator().manual_seed(0)).double()
+    large = draws[:20000]
+    assert (large == large.round()).all() and large.min() > 2**32
+    assert abs(large.mean().item() - 1e12) < 1e5 and abs(large.std().item() - 1e6) < 2e4
+    torchs = torch.poisson(rate.clamp(max=2**31), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(draws[-5:], torchs[-5:].double())
+
+
 # -- the thresholded posterior: exact zeros in the codes, a true ELBO of its model --------------
 
 

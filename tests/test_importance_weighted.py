@@ -21,12 +21,12 @@ FAMILIES = [
 
 
 def test_the_bound_is_jensen_tighter_than_the_mean_of_its_weights(small_digits):
-    X = torch.as_tensor(small_digits[0][:50], dtype=torch.float32)
     vae = SparseVAE(**FAST).fit(small_digits[0])
-    module = vae.module_
+    module, device = vae.module_, vae._device()
+    X = torch.as_tensor(small_digits[0][:50], dtype=torch.float32, device=device)
     noise = torch.rand(
         5, X.shape[0], module.noise_width, generator=torch.Generator().manual_seed(0)
-    )
+    ).to(device)
     with torch.no_grad():
         bound = module.importance_weighted_bound(X, noise)
         log_w = module.log_importance_weights(X, noise)

@@ -642,6 +642,21 @@ for _device in ("meta", "xpu", "hpu"):
         )
 
 
+def test_auto_uses_the_cpu_where_a_visible_gpu_is_unusable(small_digits, monkeypatch):
+    # device='auto' took CUDA whenever torch.cuda.is_available(), without the probe an
+    # explicit device gets: a GPU torch sees but cannot use (unsupported, taken) failed later
+    # with a raw CUDA error. (Here: a CPU build told that CUDA is available.)
+    from skvae._validation import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    with pytest.warns(UserWarning, match=r"sees a CUDA GPU but cannot use it \(.*'auto' uses"):
+        assert resolve_device("auto") == torch.device("cpu")
+    with pytest.warns(UserWarning, match="cannot use it"):
+        vae = GaussianVAE(**FAST, device="auto").fit(small_digits[0])
+    assert vae._device() == torch.device("cpu")
+
+
 @pytest.mark.parametrize("params, error, message", BAD_PARAMS)
 def test_bad_parameters_are_refused_and_leave_the_model_unchanged(
     fitted, small_digits, params, error, message

@@ -61,9 +61,9 @@ def test_the_likelihood_counts_the_observed_values_only(small_digits):
     filled = np.where(np.isnan(row), mean, row)
     module, noise = vae.module_, vae._fixed_noise(vae.n_mc_samples)
     with torch.no_grad():
-        x = torch.as_tensor(filled, dtype=torch.float32)
+        x = torch.as_tensor(filled, dtype=torch.float32, device=vae._device())
         _, _, p_x, _ = module._reconstruct(x, noise)
-        term = p_x.log_prob(x)[..., 10].mean(0).double().numpy()
+        term = p_x.log_prob(x)[..., 10].mean(0).double().cpu().numpy()
     np.testing.assert_allclose(vae.score_samples(row), vae.score_samples(filled) - term, rtol=1e-5)
 
 
@@ -202,7 +202,8 @@ def test_imputer_draws_use_uniforms_of_their_own(cancer, monkeypatch):
 
     def spy(x, noise, generator):
         state = generator.get_state()
-        seen.append((noise.ravel()[:20].clone(), torch.rand(20, generator=generator)))
+        draws = torch.rand(20, generator=generator, device=generator.device)
+        seen.append((noise.ravel()[:20].clone(), draws))
         generator.set_state(state)
         return impute(x, noise, generator)
 
