@@ -386,7 +386,9 @@ class ProgressReporter:
         self._bar = None
 
     def __enter__(self):
-        if self.verbose and sys.stdout.isatty():
+        # A stream without isatty (a logging redirector; None under pythonw) is no terminal.
+        isatty = getattr(sys.stdout, "isatty", None)
+        if self.verbose and isatty is not None and isatty():
             try:
                 from tqdm import tqdm
             except ImportError:
@@ -400,9 +402,10 @@ class ProgressReporter:
 
     def epoch(self, n_iter, loss, seconds, *, score=None, kl_weight=None):
         """Report a completed epoch."""
-        message = f"Iteration {n_iter}, loss = {loss:.2f}"
+        # As MLPClassifier prints it (%.8f): a change of tol=1e-4 shows.
+        message = f"Iteration {n_iter}, loss = {loss:.8f}"
         if score is not None:
-            message += f", validation ELBO = {score:.2f}"
+            message += f", validation ELBO = {score:.8f}"
         if kl_weight is not None:
             message += f", KL weight = {kl_weight:.3g}"
         if self._bar is not None:

@@ -404,7 +404,8 @@ def gabor_fit(filters, *, patch_shape=None):
     the centre. R² is ``1 - (residual sum of squares) / (sum of squares about the filter's
     mean)``: 1 for a perfect Gabor, near 0 for a filter a Gabor cannot describe; white
     noise on 12x12 pixels scores about 0.15, and skvae's benchmarks call a filter Gabor-like
-    from 0.7. A plane wave over the whole patch is a Gabor with a wide envelope, so pair R²
+    from 0.7. A plane wave over the whole patch is a Gabor with a wide envelope, and a
+    single pixel one with an envelope of half a pixel (R² near 1 for both), so pair R²
     with a measure of localization (``sigma_x``, ``sigma_y``). A few hundred 12x12 filters
     take seconds.
 
@@ -478,8 +479,9 @@ def gabor_fit(filters, *, patch_shape=None):
     rows, columns = (grid.astype(np.float64) for grid in np.mgrid[:height, :width])
     flat_rows, flat_columns = rows.ravel(), columns.ravel()
     # The centre may lie a pixel outside the patch; the envelope is at least half a pixel
-    # wide (narrower, it fits single pixels) and at most twice the patch; the frequency is
-    # at most the Nyquist frequency along the diagonal. The angles are free.
+    # wide (a single pixel still fits it, R² near 1: the docstring says to read sigma too)
+    # and at most twice the patch; the frequency is at most the Nyquist frequency along the
+    # diagonal. The angles are free.
     size = max(height, width)
     lower = [-np.inf, -1, -1, -np.inf, 0, -np.inf, 0.5, 0.5, -np.inf]
     upper = [np.inf, height, width, np.inf, math.sqrt(0.5), np.inf, 2 * size, 2 * size, np.inf]

@@ -194,7 +194,7 @@ def test_progress_bar_on_a_terminal(small_digits, capsys, monkeypatch):
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     SparseVAE(**{**FIVE_EPOCHS, "verbose": 1}).fit(X)
     out = capsys.readouterr().out
-    assert re.search(r"SparseVAE: 100%.*\| 5/5 .*loss = -?\d+\.\d\d", out)
+    assert re.search(r"SparseVAE: 100%.*\| 5/5 .*loss = -?\d+\.\d{8}", out)
     assert "[SparseVAE] Iteration" not in out
 
 

@@ -9,6 +9,7 @@ holds out), never by patching skvae's module globals.
 import copy
 import pickle
 import re
+import sys
 import warnings
 
 import numpy as np
@@ -378,12 +379,33 @@ def test_a_fit_that_fails_after_training_leaves_the_model_as_it_was(small_digits
 # -- verbose output ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("stream", ["write only", None])
+def test_verbose_takes_any_stdout(small_digits, monkeypatch, stream):
+    # A stream with write and flush only (a logging redirector), or None (pythonw): fit
+    # raised AttributeError on its isatty; MLPRegressor(verbose=True) runs.
+    class Writer:
+        def __init__(self):
+            self.text = []
+
+        def write(self, text):
+            self.text.append(text)
+
+        def flush(self):
+            pass
+
+    out = Writer() if stream else None
+    monkeypatch.setattr(sys, "stdout", out)
+    GaussianVAE(**{**FAST, "verbose": 1}).fit(small_digits[0])
+    if out is not None:
+        assert "".join(out.text).count("[GaussianVAE] Iteration") == FAST["max_iter"]
+
+
 def test_verbose_prints_progress(small_digits, capsys):
     X, _ = small_digits
     SparseVAE(**{**FAST, "verbose": 1, "kl_warmup_epochs": 3}).fit(X)
     lines = capsys.readouterr().out.splitlines()
     pattern = (
-        r"\[SparseVAE\] Iteration (\d+), loss = -?\d+\.\d\d(?:, KL weight = ([\d.]+))?"
+        r"\[SparseVAE\] Iteration (\d+), loss = -?\d+\.\d{8}(?:, KL weight = ([\d.]+))?"
         r", time = \d+\.\d\ds"
     )
     matches = [re.fullmatch(pattern, line) for line in lines]

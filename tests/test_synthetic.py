@@ -122,3 +122,13 @@ def test_sparse_prior_recovers_linearly_mixed_sources():
     assert sparse_mcc > 0.9
     assert gaussian_mcc < 0.8
     assert sparse_mcc - gaussian_mcc > 0.2
+
+
+def test_sizes_read_true_as_one_as_scikit_learn_does():
+    # check_scalar lets a bool through as an int; NumPy then refused it as a size, with an
+    # error that named no parameter.
+    from skvae.datasets import load_image_patches
+
+    X, S = make_sparse_sources(n_samples=True, random_state=0)
+    assert X.shape == (1, 20) and S.shape == (1, 5)
+    assert load_image_patches(n_patches=True, random_state=0).shape == (1, 144)

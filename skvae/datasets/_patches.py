@@ -162,6 +162,7 @@ def load_image_patches(
     """
     check_scalar(patch_size, "patch_size", Integral, min_val=2)
     check_scalar(n_patches, "n_patches", Integral, min_val=1)
+    patch_size, n_patches = int(patch_size), int(n_patches)  # True is 1, as check_scalar says
     if not isinstance(whiten, bool | np.bool_):
         raise TypeError(f"whiten must be a bool, got {whiten!r}.")
     random_state = random_state_or_entropy(random_state)

@@ -104,6 +104,8 @@ def make_sparse_sources(
     check_scalar(n_samples, "n_samples", Integral, min_val=1)
     check_scalar(n_sources, "n_sources", Integral, min_val=1)
     check_scalar(n_features, "n_features", Integral, min_val=1)
+    # As scikit-learn's generators read them: True is 1 (NumPy refused a bool as a size).
+    n_samples, n_sources, n_features = int(n_samples), int(n_sources), int(n_features)
     if n_features < n_sources:
         raise ValueError(
             f"n_features={n_features} must be at least n_sources={n_sources}: fewer features "
