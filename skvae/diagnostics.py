@@ -72,13 +72,24 @@ def hoyer_sparsity(Z, *, standardize=True):
     n_components = Z.shape[1]
     if n_components < 2:
         raise ValueError(f"Hoyer sparsity needs at least 2 dimensions, got {n_components}.")
-    if standardize:
-        Z = Z / np.where(_constant_columns(Z), 1.0, Z.std(axis=0))
+    if standardize:  # a constant column keeps its values
+        scaled = _by_peak(Z, axis=0)
+        constant = _constant_columns(scaled)
+        Z = np.where(constant, Z, scaled / np.where(constant, 1.0, scaled.std(axis=0)))
+    Z = _by_peak(Z, axis=1)
     l1, l2 = np.abs(Z).sum(axis=1), np.linalg.norm(Z, axis=1)
     ratio = np.divide(l1, l2, out=np.full_like(l1, math.sqrt(n_components)), where=l2 > 0)
     root = math.sqrt(n_components)
     # The measure lies in [0, 1]; clipping removes rounding error at the ends.
     return float(np.clip(np.mean((root - ratio) / (root - 1)), 0.0, 1.0))
+
+
+def _by_peak(A, axis):
+    """A divided by its largest magnitude along ``axis`` (where that is not 0): what the
+    scale-invariant measures below compute from, so that squares neither overflow (values
+    near 1e160) nor underflow (near 1e-170) in float64."""
+    peak = np.abs(A).max(axis=axis, keepdims=True)
+    return A / np.where(peak > 0, peak, 1.0)
 
 
 def _constant_columns(A):
@@ -274,6 +285,8 @@ def mean_correlation_coefficient(sources, codes, *, method="pearson"):
         raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}.")
     if method == "spearman":  # Pearson's coefficient of the ranks (ties share their mean rank)
         sources, codes = rankdata(sources, axis=0), rankdata(codes, axis=0)
+    else:
+        sources, codes = _by_peak(sources, axis=0), _by_peak(codes, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):  # a constant column: NaN, then 0
         correlation = np.corrcoef(sources, codes, rowvar=False)[:n_sources, n_sources:]
     correlation = np.nan_to_num(np.abs(correlation))  # a constant column correlates with nothing
@@ -494,16 +507,19 @@ def gabor_fit(filters, *, patch_shape=None):
 
     r2 = np.zeros(n_filters)
     fitted = np.zeros((n_filters, len(_GABOR_PARAMS)))
-    constant = _constant_columns(filters.T)
-    for i, image in enumerate(filters):
+    peaks = np.abs(filters).max(axis=1)
+    scaled = _by_peak(filters, axis=1)  # no square overflows or underflows (1e160, 1e-170)
+    constant = _constant_columns(scaled.T)
+    for i, image in enumerate(scaled):
         # Fitted in units of the filter's own spread, so that R² does not depend on the
         # filters' scale (least_squares' gradient tolerance is absolute); the amplitude and
         # offset are scaled back below.
         mean, std = image.mean(), image.std()
-        fitted[i, 8] = mean
+        fitted[i, 8] = mean * peaks[i]
         if constant[i]:
             continue
         image = (image - mean) / std
+        mean, std = mean * peaks[i], std * peaks[i]
         total = np.sum(image**2)
         best = np.inf
         for start in _gabor_starts(image.reshape(height, width), rows, columns):

@@ -282,3 +282,22 @@ def test_diagnostics_refuse_what_is_not_a_vae_and_say_where_the_vae_is(small_dig
     # What the message says to pass: one activity per latent dimension of the VAE.
     activity = dg.latent_activity(pipe[-1], pipe[:-1].transform(X))
     assert activity.shape == (FAST["n_components"],) != (X.shape[1],)
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e160])
+def test_scale_invariant_measures_hold_at_float64s_extremes(scale):
+    # Their squares underflowed or overflowed: Hoyer sparsity 0 or 1, an MCC of 0 for codes
+    # equal to the sources, and a Gabor R² of 0, with no error.
+    rng = np.random.RandomState(0)
+    S = rng.laplace(size=(200, 3)) * (rng.uniform(size=(200, 3)) < 0.5)
+    for standardize in (True, False):
+        expected = dg.hoyer_sparsity(S, standardize=standardize)
+        assert dg.hoyer_sparsity(S * scale, standardize=standardize) == pytest.approx(expected)
+    for method in ("pearson", "spearman"):
+        assert dg.mean_correlation_coefficient(S * scale, S * scale, method=method) == 1.0
+    rows, columns = np.mgrid[:12, :12]
+    envelope = np.exp(-((rows - 6) ** 2 + (columns - 5) ** 2) / (2 * 2.0**2))
+    gabor = (envelope * np.cos(2 * np.pi * 0.2 * columns)).ravel() + 0.3
+    fit = dg.gabor_fit([gabor * scale])
+    assert fit.r2[0] == pytest.approx(1.0)
+    assert fit.amplitude[0] == pytest.approx(scale) and fit.offset[0] == pytest.approx(0.3 * scale)
