@@ -676,7 +676,7 @@ def poisson_draws(rate, generator):
     counts model means up to ``MAX_RATE`` (1.1e13). Sampling only, outside any graph."""
     draws = torch.poisson(rate.clamp(max=_NORMAL_POISSON_RATE), generator=generator)
     large = rate > _NORMAL_POISSON_RATE
-    if large.any():  # a sync, which only such rates pay
+    if large.any():  # a sync on every call (sampling and imputing, never a captured step)
         rate64 = rate.double()
         normal = torch.randn(rate.shape, generator=generator, device=rate.device)
         approximate = (rate64 + rate64.sqrt() * normal.double()).round().clamp_min(0)

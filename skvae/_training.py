@@ -300,7 +300,7 @@ def fixed_noise(n_draws, noise_width, device, seed=0):
     Drawn by a CPU generator and moved to ``device``, so that a model scores the same on
     every device (CUDA's generator is another algorithm, and gave other numbers)."""
     generator = torch.Generator().manual_seed(seed)
-    return uniform((n_draws, 1, noise_width), generator).to(device)
+    return uniform((n_draws, 1, noise_width), generator, device="cpu").to(device)
 
 
 def map_batches(function, X, device, batch_size):

@@ -918,8 +918,9 @@ random_state : int, RandomState instance or None, default=None
 
 device : str, default='auto'
     Torch device to train and infer on: ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ``'mps'``,
-    ...; ``'auto'`` picks CUDA when it is available. ``fit`` refuses a device that this
-    machine or build of torch cannot use, with a ValueError.
+    ...; ``'auto'`` picks CUDA when torch sees a GPU that holds and reads back a tensor,
+    else the CPU (with a warning if the GPU is there but unusable). ``fit`` refuses a named
+    device that this machine or build of torch cannot use, with a ValueError.
 
 verbose : int, default=0
     Report the loss of every epoch when positive: a tqdm progress bar on a terminal when

@@ -66,10 +66,11 @@ def resolve_device(device):
     if device == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")
-        resolved = torch.device("cuda", torch.cuda.current_device())
-        reason = _unusable(resolved)
+        # Probed before asking for the current GPU, which starts CUDA, where an unusable
+        # GPU's errors come from.
+        reason = _unusable(torch.device("cuda"))
         if reason is None:
-            return resolved
+            return torch.device("cuda", torch.cuda.current_device())
         warnings.warn(
             f"torch sees a CUDA GPU but cannot use it ({reason}); device='auto' uses the CPU.",
             UserWarning,

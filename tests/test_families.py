@@ -476,7 +476,14 @@ def test_poisson_draws_above_2_to_the_31_come_from_the_normal_approximation():
     large = draws[:20000]
     assert (large == large.round()).all() and large.min() > 2**32
     assert abs(large.mean().item() - 1e12) < 1e5 and abs(large.std().item() - 1e6) < 2e4
-    torchs = torch.poisson(rate.clamp(max=2**31), generator=torch.Generator().manual_seed(0))
+    # The same draws by hand: torch's below the bound, then the normal ones above it (on the
+    # CPU, torch's own sampler would also pass the checks above).
+    generator = torch.Generator().manual_seed(0)
+    torchs = torch.poisson(rate.clamp(max=2**31), generator=generator)
+    normal = torch.randn(rate.shape, generator=generator).double()
+    rate64 = rate[:20000].double()  # float32's 1e12
+    by_hand = (rate64 + rate64.sqrt() * normal[:20000]).round().float().double()
+    torch.testing.assert_close(large, by_hand, rtol=0, atol=0)
     torch.testing.assert_close(draws[-5:], torchs[-5:].double())
 
 

@@ -18,6 +18,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils.parallel import Parallel, delayed
 
+import skvae
 from skvae import GaussianVAE, OutOfSupportWarning, SparseVAE, VAEImputer, diagnostics
 from skvae._families import LIKELIHOODS
 
@@ -649,7 +650,7 @@ def test_auto_uses_the_cpu_where_a_visible_gpu_is_unusable(small_digits, monkeyp
     from skvae._validation import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(skvae._validation, "_unusable", lambda device: "unsupported GPU")
     with pytest.warns(UserWarning, match=r"sees a CUDA GPU but cannot use it \(.*'auto' uses"):
         assert resolve_device("auto") == torch.device("cpu")
     with pytest.warns(UserWarning, match="cannot use it"):
