@@ -184,7 +184,17 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             # A ConvergenceWarning of its fit then says that the model is this imputer's, and
             # where its budget goes: the user of the imputer may never have built it.
             estimator._fitted_for = type(self).__name__
-            self.estimator_ = estimator.fit(X[observed_rows])
+            try:
+                self.estimator_ = estimator.fit(X[observed_rows])
+            except (ValueError, TypeError) as error:
+                # Its errors name the model, which the user of VAEImputer() never built:
+                # say whose it is, as its ConvergenceWarning does.
+                owner = f"VAEImputer's estimator, {type(estimator).__name__}: "
+                try:
+                    renamed = type(error)(owner + str(error))
+                except Exception:  # noqa: BLE001  (an error class with another signature)
+                    raise error from None
+                raise renamed from error
             self._seed = int(rng.randint(np.iinfo(np.int32).max))
         return self
 

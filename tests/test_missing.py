@@ -314,3 +314,12 @@ def test_a_failed_refit_leaves_the_imputer_as_it_was(cancer):
     assert vars(imputer).keys() == state.keys()
     assert all(vars(imputer)[name] is value for name, value in state.items())
     np.testing.assert_array_equal(imputer.transform(X_missing), before)
+
+
+def test_the_imputers_errors_say_whose_model_refused_the_data():
+    # VAEImputer() fits a GaussianVAE its user never built; its errors named only that model.
+    X = np.random.RandomState(0).normal(size=(60, 3))
+    X[:, 1] *= 1e31  # a spread the Gaussian likelihood refuses
+    X[5, 0] = np.nan
+    with pytest.raises(ValueError, match=r"^VAEImputer's estimator, GaussianVAE: .*Feature 1"):
+        VAEImputer(GaussianVAE(**FAST)).fit(X)
