@@ -352,6 +352,14 @@ def test_a_count_at_a_vanishing_poisson_rate_is_unlikely_not_impossible():
     assert p_x.log_prob(torch.tensor([[5.0]])).item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_a_poisson_count_of_0_at_a_log_rate_of_minus_infinity_is_certain():
+    # 0 log 0 = 0, as torch.xlogy gave before the log term took the log-rate: 0 * -inf is NaN.
+    from skvae._families import _Poisson
+
+    p_x = _Poisson(torch.tensor([-math.inf]))
+    assert p_x.log_prob(torch.tensor([0.0])).item() == 0.0
+
+
 def test_a_poisson_count_of_0_at_a_vanishing_rate_is_certain():
     # exp(-120) is 0 in float32: 0 * log(0) must be 0, not NaN.
     p_x = LIKELIHOODS["poisson"](1)(torch.tensor([[-120.0]]))
