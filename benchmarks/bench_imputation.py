@@ -58,7 +58,8 @@ RATES = {"breast cancer": 0.5, "wine": 0.3, "diabetes": 0.3, "digits": 0.3}
 def imputers(seed, epochs, ablation=False):
     # VAEImputer()'s default model is the MIWAE authors' (300 epochs); ``--quick`` shortens the
     # budget of every VAE model, and the stopping rule's model is GaussianVAE()'s default.
-    default = None if epochs == 300 else _miwae_model().set_params(max_iter=epochs)
+    model = _miwae_model()
+    default = None if epochs == model.max_iter else model.set_params(max_iter=epochs)
     budget = min(200, epochs)
     methods = {
         "mean": SimpleImputer(),
@@ -204,7 +205,12 @@ def scale_rows(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=300, help="budget of VAEImputer()'s model")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=_miwae_model().max_iter,
+        help="budget of VAEImputer()'s model",
+    )
     parser.add_argument("--scale-epochs", type=int, default=50, help="table 3's budget")
     parser.add_argument("--quick", action="store_true", help="one seed, few epochs")
     parser.add_argument(

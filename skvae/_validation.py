@@ -295,16 +295,14 @@ def check_values(
     if not get_config()["assume_finite"]:
         assert_all_finite(values, allow_nan=True, input_name="X", estimator_name=estimator_name)
     check_float32_range(values)
+    if far is not None:  # the NaN of a range with holes makes it find its own
+        far(found)
     if support == "ignore":
-        if far is not None:
-            far(found)
         return values, True, found
     found_low, found_high = np.nanmin(values, initial=np.inf), np.nanmax(values, initial=-np.inf)
     if implicit_zeros:  # the values stored by a sparse matrix that also holds zeros
         found_low, found_high = min(found_low, 0.0), max(found_high, 0.0)
     found = found_low, found_high
-    if far is not None:
-        far(found)
     clip = support == "clip" and (np.float32(found_low) < low or np.float32(found_high) > high)
     if clip:
         values = np.clip(values, low, high)
