@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._training import fixed_noise, inference_batch_size, map_batches
 from ._vae import GaussianVAE, _BaseVAE
 from ._validation import (
+    allocation_errors,
     check_distance_from_training,
     check_finite_output,
     check_params_in_use,
@@ -245,7 +246,13 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         )
         module, device = estimator.module_, estimator._device()
         seed = self._draw_seed()
-        noise = fixed_noise(self.n_importance_samples, module.noise_width, device, seed)
+        call = f"VAEImputer.transform on {rows.size} incomplete rows"
+        fix = (
+            f"lower n_importance_samples (now {self.n_importance_samples}), or pass fewer rows "
+            "at a time"
+        )
+        with allocation_errors(call, fix):
+            noise = fixed_noise(self.n_importance_samples, module.noise_width, device, seed)
         generator = None
         if self.sample_posterior:
             # Resampling and the draws of x_m need uniforms of their own: a generator seeded
@@ -253,12 +260,13 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             # p(x_m | x_o).
             resampling_seed = int(np.random.SeedSequence([seed, 2]).generate_state(1)[0])
             generator = torch.Generator(device=device).manual_seed(resampling_seed)
-        filled = map_batches(
-            lambda x: module.impute(x, noise, generator),
-            incomplete,
-            device,
-            inference_batch_size(device, X.shape[1], self.n_importance_samples),
-        )
+        with allocation_errors(call, fix):
+            filled = map_batches(
+                lambda x: module.impute(x, noise, generator),
+                incomplete,
+                device,
+                inference_batch_size(device, X.shape[1], self.n_importance_samples),
+            )
         X[rows] = np.where(np.isnan(X[rows]), filled, X[rows])
         check_finite_output(X, estimator, "transform", caller=self)
         return X

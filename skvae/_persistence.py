@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import __version__
 from ._vae import FITTED_STATE, GaussianVAE, SparseVAE, _BaseVAE
-from ._validation import available_device, resolve_device
+from ._validation import available_device, match_device_param, resolve_device
 
 
 def _plain(value):
@@ -140,7 +140,9 @@ def load(path, *, device=None):
     Returns
     -------
     estimator : SparseVAE or GaussianVAE
-        Fitted, with the saved parameters, weights and optimizer state.
+        Fitted, with the saved parameters, weights and optimizer state. Its ``device``
+        parameter names where the weights are (``'cpu'`` for a GPU model loaded on the
+        CPU), unless it names that device already, so that ``partial_fit`` continues there.
 
     Raises
     ------
@@ -199,6 +201,7 @@ def _restore(content, target):
     architecture["hidden_layer_sizes"] = tuple(architecture["hidden_layer_sizes"])
     stored = json.loads(content["json"])
     target = target or available_device(estimator.device)
+    match_device_param(estimator, target)
     # The module the weights belong to, which set_params after fitting may not describe.
     estimator._initialize(stored["n_features_in_"], target, architecture=architecture)
     for fitted in FITTED_STATE:

@@ -263,6 +263,9 @@ def _rows(X, index, device):
     return as_tensor(X[index.cpu().numpy()], device)
 
 
+_ACCUMULATOR = {"mps": torch.float32}
+
+
 def train_epoch(step, X, *, batch_size, noise_width, generator, n_importance_samples=1):
     """One pass of minibatch gradient ascent on the ELBO over the rows of ``X``, or on the
     importance-weighted bound with ``n_importance_samples`` draws per row.
@@ -278,14 +281,17 @@ def train_epoch(step, X, *, batch_size, noise_width, generator, n_importance_sam
     n_samples = X.shape[0]
     device = generator.device
     permutation = torch.randperm(n_samples, generator=generator, device=device)
-    total = torch.zeros((), device=device)
+    # Summed in float64, as MLPClassifier's loss is, so that the epoch loss that the
+    # stopping rule compares to ``tol`` holds its digits over millions of rows (MPS has no
+    # float64).
+    total = torch.zeros((), dtype=_ACCUMULATOR.get(device.type, torch.float64), device=device)
     for start in range(0, n_samples, batch_size):
         batch = _rows(X, permutation[start : start + batch_size], device)
         shape = (batch.shape[0], noise_width)
         if n_importance_samples > 1:
             shape = (n_importance_samples, *shape)
         noise = uniform(shape, generator, device=device)
-        total.add_(step(batch, noise), alpha=batch.shape[0])
+        total.add_(step(batch, noise).to(total.dtype), alpha=batch.shape[0])
     return total.item() / n_samples
 
 

@@ -52,6 +52,7 @@ from ._validation import (
     check_params_in_use,
     family_params,
     has_missing,
+    match_device_param,
     outside_stacklevel,
     random_state_or_entropy,
     resolve_device,
@@ -314,7 +315,16 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         # Whatever the caller's grad mode: under its torch.no_grad() training had no
         # gradients, and under inference_mode() restoring the optimizer after an error made
         # its state inference tensors that the next step could not update.
-        with torch.inference_mode(False), torch.enable_grad(), unchanged_on_error(self):
+        fix = (
+            "lower batch_size, hidden_layer_sizes or n_importance_samples, or train on chunks "
+            "of the rows with partial_fit"
+        )
+        with (
+            torch.inference_mode(False),
+            torch.enable_grad(),
+            unchanged_on_error(self),
+            allocation_errors(f"{type(self).__name__}.fit", fix),
+        ):
             device = resolve_device(self.device)
             check_architecture(
                 self._architecture(), self.module_.architecture if continued else None
@@ -381,6 +391,14 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     def _validation_split(self, X, device):
         """Training and validation rows for ``early_stopping``, each as held during fit."""
+        n_rows = X.shape[0]
+        n_val = math.ceil(self.validation_fraction * n_rows)  # as train_test_split counts
+        if n_rows - n_val < 1:
+            raise ValueError(
+                f"early_stopping=True holds out validation_fraction={self.validation_fraction} "
+                f"of the {n_rows} rows, which leaves none to train on; lower "
+                "validation_fraction, pass more rows, or set early_stopping=False."
+            )
         X_train, X_val = train_test_split(
             X, test_size=self.validation_fraction, random_state=self._random_state
         )
@@ -410,6 +428,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         )
         self.loss_curve_ = list(self.loss_curve_)  # a new list: a failed fit restores the old one
         self.module_.train()
+        unconverged = None
         with ProgressReporter(self.verbose, n_epochs, type(self).__name__) as progress:
             for _ in range(n_epochs):
                 # Ctrl-C anywhere in an epoch, its bookkeeping included, undoes the epoch.
@@ -461,7 +480,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                             f"{owner}'s estimator, {message} Set these on the estimator: "
                             f"{owner}(estimator={name}(max_iter=...))."
                         )
-                    warnings.warn(message, ConvergenceWarning, stacklevel=outside_stacklevel())
+                    unconverged = message
+        if unconverged:  # after the progress bar has closed, so that it does not cut the bar
+            warnings.warn(unconverged, ConvergenceWarning, stacklevel=outside_stacklevel())
         rule.restore_best(self.module_)
         self.module_.eval()
         self.best_loss_ = rule.best_loss
@@ -618,16 +639,23 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         numbers every time.
         """
         check_params_in_use(self, "n_mc_samples")
-        noise = self._fixed_noise(self.n_mc_samples)
+        fix = f"lower n_mc_samples (now {self.n_mc_samples}), or pass fewer rows at a time"
+        with self._allocating(X, fix):
+            noise = self._fixed_noise(self.n_mc_samples)
         elbo = lambda x: self.module_.elbo(x, noise).mean(0)  # noqa: E731
-        return self._map_batches(elbo, X, self.n_mc_samples)
+        return self._map_batches(elbo, X, self.n_mc_samples, fix)
 
-    def _map_batches(self, function, X, draws=1):
+    def _allocating(self, X, fix="ask for fewer rows at a time"):
+        """A context in which torch's allocator failures become a MemoryError that names
+        this call on ``X`` and ``fix``."""
+        return allocation_errors(f"This {type(self).__name__} call on {X.shape[0]} rows", fix)
+
+    def _map_batches(self, function, X, draws=1, fix="ask for fewer rows at a time"):
         """``function`` of batches of X on the model's device, concatenated as a NumPy array;
         batches sized for the device and for ``draws`` decoder passes per row."""
         device = self._device()
         batch_size = inference_batch_size(device, self.n_features_in_, draws)
-        with allocation_errors(f"This {type(self).__name__} call on {X.shape[0]} rows"):
+        with self._allocating(X, fix):
             return map_batches(function, X, device, batch_size)
 
     def transform(self, X):
@@ -671,7 +699,14 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         check_is_fitted(self)
         Z = check_codes(self, X)
         X_original = self._map_batches(lambda z: self.module_.decode(z).mean, Z)
-        check_finite_output(X_original, self, "inverse_transform")
+        largest = float(np.abs(Z).max(initial=0))
+        check_finite_output(
+            X_original,
+            self,
+            "inverse_transform",
+            why=f"the codes reach {largest:.3g}, far outside the prior. Decode codes on the "
+            "scale that transform returns.",
+        )
         index = X.index if hasattr(X, "iloc") else None  # a DataFrame's rows keep their labels
         return self._with_feature_names(X_original.astype(Z.dtype, copy=False), index)
 
@@ -694,6 +729,12 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         """
         check_is_fitted(self)
         check_scalar(n_samples, "n_samples", Integral, min_val=1)
+        width = max(self.n_features_in_, self.module_.noise_width)
+        if n_samples * width >= 2**60:  # torch's storage size overflows int64 bytes
+            raise ValueError(
+                f"sample({n_samples}) asks for {n_samples * width:.3g} values at once, more "
+                "than any memory holds; draw fewer rows per call."
+            )
         generator = torch_generator(random_state_or_entropy(random_state), self._device())
         with torch.inference_mode(), allocation_errors(f"sample({n_samples})"):
             X = self.module_.sample(n_samples, generator)
@@ -805,6 +846,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 "wrote them; to move a model between versions, use skvae.save and skvae.load."
             )
         self.__dict__.update(loaded)
+        match_device_param(self, location)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

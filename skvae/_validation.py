@@ -118,11 +118,26 @@ def available_device(device):
     except ValueError:
         warnings.warn(
             f"The model was fitted on {device}, which is not available here; "
-            "its weights are loaded on the CPU.",
+            "its weights are loaded on the CPU, and its device parameter set to 'cpu'.",
             UserWarning,
             stacklevel=outside_stacklevel(),
         )
         return torch.device("cpu")
+
+
+def match_device_param(estimator, location):
+    """Set ``estimator``'s ``device`` parameter to ``location``, where its weights were
+    loaded, unless it names that device already (``'auto'`` on the device it picks): a
+    model loaded elsewhere than its parameter says would otherwise fail in, or move back
+    on, its next ``partial_fit``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an unusable GPU's warning, for 'auto'
+            if resolve_device(estimator.device) == location:
+                return
+    except ValueError:
+        pass
+    estimator.device = str(location)
 
 
 def family_params(family, given):
@@ -462,11 +477,12 @@ def check_distance_from_training(X, encoder_input, estimator_name, value_range):
     )
 
 
-def check_finite_output(values, estimator, method, caller=None):
+def check_finite_output(values, estimator, method, caller=None, why=None):
     """Raise a ValueError if ``values``, what ``caller.method`` (``caller``: the fitted VAE
     ``estimator`` by default) computed from finite input, are not finite: a decoded value
     that overflows float32 in its feature's units (a feature whose training spread is near
-    1e30, with an input far from the training data)."""
+    1e30, with an input far from the training data). ``why`` replaces the explanation,
+    which is about data, for a method whose input is not (codes)."""
     bad = ~np.isfinite(values)
     if not bad.any():
         return
@@ -475,14 +491,16 @@ def check_finite_output(values, estimator, method, caller=None):
     spread = f" (training spread {float(unit[feature]):.3g})" if unit is not None else ""
     raise ValueError(
         f"{type(caller or estimator).__name__}.{method} decoded a value in row {row}, feature "
-        f"{feature}, beyond float32's range in that feature's units{spread}: {FAR_INPUT}"
+        f"{feature}, beyond float32's range in that feature's units{spread}: "
+        f"{why or FAR_INPUT}"
     )
 
 
 @contextmanager
-def allocation_errors(call):
+def allocation_errors(call, fix="ask for fewer rows at a time"):
     """Turn torch's allocator failures in ``call`` (a RuntimeError on the CPU, an
-    OutOfMemoryError on CUDA) into a MemoryError that names the call, as NumPy's are."""
+    OutOfMemoryError on CUDA) into a MemoryError that names the call and ``fix``, as
+    NumPy's are MemoryErrors."""
     try:
         yield
     except RuntimeError as error:
@@ -492,8 +510,7 @@ def allocation_errors(call):
         ):
             raise
         raise MemoryError(
-            f"{call} needs more memory than is free on the model's device; ask for fewer "
-            f"rows at a time. ({error})"
+            f"{call} needs more memory than is free on the model's device; {fix}. ({error})"
         ) from error
 
 

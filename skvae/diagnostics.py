@@ -184,14 +184,17 @@ def kl_per_dimension(estimator, X):
     X = estimator._check_fitted_data(X)
     module = estimator.module_
     check_params_in_use(estimator, "n_mc_samples")
-    noise = estimator._fixed_noise(estimator.n_mc_samples)
+    fix = f"lower the estimator's n_mc_samples (now {estimator.n_mc_samples})"
+    with estimator._allocating(X, fix):
+        noise = estimator._fixed_noise(estimator.n_mc_samples)
 
     def kl(x):
         per_dimension = module.kl(*module.posterior_sample(x, noise))
         # Closed forms have no sample axis; Monte Carlo terms are averaged over it.
         return per_dimension if module.analytic_kl else per_dimension.mean(0)
 
-    return estimator._map_batches(kl, X, estimator.n_mc_samples).astype(np.float64).mean(axis=0)
+    per_row = estimator._map_batches(kl, X, estimator.n_mc_samples, fix)
+    return per_row.astype(np.float64).mean(axis=0)
 
 
 def log_likelihood(estimator, X, *, n_samples=1000, random_state=0):
@@ -229,7 +232,9 @@ def log_likelihood(estimator, X, *, n_samples=1000, random_state=0):
         seed = int(random_state_or_entropy(random_state).randint(np.iinfo(np.int32).max))
     X = estimator._check_fitted_data(X)
     module = estimator.module_
-    noise = estimator._fixed_noise(n_samples, seed=seed)
+    fix = f"lower n_samples (now {n_samples}), or pass fewer rows at a time"
+    with estimator._allocating(X, fix):
+        noise = estimator._fixed_noise(n_samples, seed=seed)
     draws_per_pass = min(n_samples, inference_batch_size(estimator._device(), X.shape[1]))
 
     def importance_weighted(x):
@@ -239,7 +244,8 @@ def log_likelihood(estimator, X, *, n_samples=1000, random_state=0):
             total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))
         return total - math.log(n_samples)
 
-    log_p = estimator._map_batches(importance_weighted, X, draws_per_pass).astype(np.float64)
+    log_p = estimator._map_batches(importance_weighted, X, draws_per_pass, fix)
+    log_p = log_p.astype(np.float64)
     check_finite_scores(log_p, "log_likelihood")
     return log_p
 

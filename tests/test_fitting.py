@@ -28,6 +28,7 @@ from skvae._training import (
     flush_subnormal_moments,
     inference_batch_size,
     make_optimizer,
+    train_epoch,
 )
 
 
@@ -203,6 +204,15 @@ def test_sparse_early_stopping_keeps_the_validation_rows_sparse(counts):
 
 
 # -- the KL warm-up ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_rows, fraction", [(1, 0.1), (5, 0.99)])
+def test_early_stopping_without_rows_to_train_on_says_which_parameter(n_rows, fraction):
+    # train_test_split's message named test_size and train_size, which a VAE does not have.
+    X = np.random.RandomState(0).normal(size=(n_rows, 3))
+    vae = GaussianVAE(**FAST, early_stopping=True, validation_fraction=fraction)
+    with pytest.raises(ValueError, match="leaves none to train on; lower validation_fraction"):
+        vae.fit(X)
 
 
 def test_kl_warmup_weights_the_kl_of_the_first_epochs_less(small_digits):
@@ -417,6 +427,23 @@ def test_verbose_prints_progress(small_digits, capsys):
     assert [re.fullmatch(pattern, line).group(2) for line in lines] == [None] * 3
 
 
+def test_the_convergence_warning_comes_after_the_progress_bar_closes(small_digits, monkeypatch):
+    # Raised inside the bar, the warning was printed in the middle of a terminal's tqdm line.
+    events = []
+
+    class Recording(skvae._vae.ProgressReporter):
+        def __exit__(self, *exc_info):
+            events.append("closed")
+            return super().__exit__(*exc_info)
+
+    monkeypatch.setattr(skvae._vae, "ProgressReporter", Recording)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        monkeypatch.setattr(warnings, "showwarning", lambda *args, **kw: events.append("warned"))
+        SparseVAE(**FAST).fit(small_digits[0])
+    assert events == ["closed", "warned"]
+
+
 def test_silent_by_default(small_digits, capsys):
     X, _ = small_digits
     SparseVAE(**FAST).fit(X)
@@ -444,6 +471,28 @@ def test_training_slices_a_seeded_permutation_without_a_dataloader(small_digits,
     SparseVAE(**FAST).fit(X)
     assert len(generators) == FAST["max_iter"]  # one permutation per epoch
     assert all(isinstance(g, torch.Generator) for g in generators)
+
+
+def test_the_epoch_loss_is_summed_in_float64():
+    # MLPClassifier sums its epoch loss in float64; in float32 the rounding of a sum over a
+    # million rows passes the default tol of 1e-4, on which the stopping rule decides.
+    n_batches = 20_000
+    X = torch.zeros((n_batches, 1))
+    losses = torch.rand(n_batches, generator=torch.Generator().manual_seed(0)) * 100
+    batches = iter(losses)
+    mean = train_epoch(
+        lambda batch, noise: next(batches),
+        X,
+        batch_size=1,
+        noise_width=1,
+        generator=torch.Generator().manual_seed(0),
+    )
+    exact = losses.double().sum().item() / n_batches
+    assert abs(mean - exact) < 1e-9 * exact
+    running = torch.zeros(())  # what a float32 sum gives fails the bound above
+    for loss in losses:
+        running.add_(loss)
+    assert abs(running.item() / n_batches - exact) > 1e-9 * exact
 
 
 def test_adam_is_fused_where_torch_has_the_kernel(fitted):

@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 import sklearn
 import torch
-from conftest import FAST
+from conftest import FAST, same_weights, weights
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -789,6 +789,61 @@ def test_sample_turns_allocator_failures_into_a_memory_error(fitted, monkeypatch
     monkeypatch.setattr(fitted.module_, "sample", fail("something else"))
     with pytest.raises(RuntimeError, match="^something else$"):
         fitted.sample(10)
+
+
+ALLOCATOR_FAILURE = (
+    "[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory"
+)
+
+
+def _fail_to_allocate(*args, **kwargs):
+    raise RuntimeError(ALLOCATOR_FAILURE)
+
+
+def test_every_call_turns_allocator_failures_into_a_memory_error(fitted, monkeypatch):
+    # score(n_mc_samples=10**9), log_likelihood(n_samples=10**9), VAEImputer's
+    # n_importance_samples and fit with huge layers raised torch's RuntimeError (measured
+    # under ulimit -v); each now says which parameter to lower.
+    X = np.random.RandomState(0).uniform(size=(20, fitted.n_features_in_))
+    model = pickle.loads(pickle.dumps(fitted))
+    monkeypatch.setattr(skvae._vae, "fixed_noise", _fail_to_allocate)
+    with pytest.raises(MemoryError, match=r"lower n_mc_samples \(now 10\)"):
+        model.score(X)
+    with pytest.raises(MemoryError, match=r"lower the estimator's n_mc_samples"):
+        diagnostics.kl_per_dimension(model, X)
+    with pytest.raises(MemoryError, match=r"lower n_samples \(now 10\)"):
+        diagnostics.log_likelihood(model, X, n_samples=10)
+    monkeypatch.undo()
+
+    before = weights(model)
+    monkeypatch.setattr(skvae._vae, "train_epoch", _fail_to_allocate)
+    with pytest.raises(MemoryError, match=r"SparseVAE.fit needs more memory.*lower batch_size"):
+        model.partial_fit(X)
+    assert same_weights(before, weights(model))  # and the fitted model is as it was
+    monkeypatch.undo()
+
+    X_missing = X.copy()
+    X_missing[0, 0] = np.nan
+    imputer = VAEImputer(SparseVAE(**FAST)).fit(X_missing)
+    monkeypatch.setattr(skvae._impute, "fixed_noise", _fail_to_allocate)
+    with pytest.raises(MemoryError, match=r"VAEImputer.transform on 1 incomplete rows.*lower"):
+        imputer.transform(X_missing)
+
+
+def test_sample_refuses_more_values_than_torch_can_count(fitted):
+    # torch raised "Storage size calculation overflowed" (2**62 rows) or a TypeError with a
+    # C++ stack line (2**63).
+    for n_samples in (2**62, 2**63):
+        with pytest.raises(ValueError, match="more than any memory holds; draw fewer rows"):
+            fitted.sample(n_samples)
+
+
+def test_inverse_transform_blames_far_codes_not_the_data(small_digits):
+    # The error told the user to look for placeholders of missing values in their data, and
+    # to scale it, when the input was codes. (GaussianVAE's ReLU decoder is unbounded.)
+    vae = GaussianVAE(**FAST).fit(small_digits[0])
+    with pytest.raises(ValueError, match="the codes reach 3e\\+38, far outside the prior"):
+        vae.inverse_transform(np.full((1, vae.n_components), 3e38))
 
 
 def test_sample_refuses_to_return_draws_beyond_float32s_range():

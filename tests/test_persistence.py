@@ -169,6 +169,14 @@ def test_pickle_maps_a_cuda_model_to_the_cpu(fitted_frame_model):
         restored.__setstate__(state)  # what pickle.loads calls
     assert caught[0].filename == __file__
     np.testing.assert_array_equal(restored.transform(frame), vae.transform(frame))
+    # The device parameter names where the weights are: 'cuda' made partial_fit fail here.
+    state = vae.__getstate__()
+    state["_torch_device"] = "cuda:0"
+    restored = SparseVAE.__new__(SparseVAE)
+    with pytest.warns(UserWarning, match="its device parameter set to 'cpu'"):
+        restored.__setstate__({**state, "device": "cuda"})
+    assert restored.device == "cpu"
+    restored.partial_fit(frame)
 
 
 def test_load_maps_a_missing_device_to_the_cpu_or_refuses_it(fitted, small_digits, tmp_path):
@@ -182,7 +190,15 @@ def test_load_maps_a_missing_device_to_the_cpu_or_refuses_it(fitted, small_digit
     assert caught[0].filename == __file__  # the warning points at the user's call
     assert next(loaded.module_.parameters()).device == torch.device("cpu")
     np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
-    assert skvae.load(tmp_path / "model.skvae", device="cpu").score(X) == fitted.score(X)
+    # Its device parameter says where the weights are, so partial_fit goes on here; it
+    # failed with "device='cuda' was requested but CUDA is not available".
+    assert loaded.device == "cpu"
+    loaded.partial_fit(X)
+    on_cpu = skvae.load(tmp_path / "model.skvae", device="cpu")
+    assert on_cpu.score(X) == fitted.score(X) and on_cpu.device == "cpu"
+    # 'auto' names the CPU here already, and stays.
+    skvae.save(vae.set_params(device="auto"), tmp_path / "auto.skvae")
+    assert skvae.load(tmp_path / "auto.skvae", device="cpu").device == "auto"
     # The caller's device is at fault, not the file: the error says so and no more.
     with pytest.raises(ValueError, match=r"^device='cuda' was requested but CUDA is not"):
         skvae.load(tmp_path / "model.skvae", device="cuda")
