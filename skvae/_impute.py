@@ -185,6 +185,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             # A ConvergenceWarning of its fit then says that the model is this imputer's, and
             # where its budget goes: the user of the imputer may never have built it.
             estimator._fitted_for = type(self).__name__
+            estimator._column_names = getattr(self, "feature_names_in_", None)
             try:
                 self.estimator_ = estimator.fit(X[observed_rows])
             except (ValueError, TypeError) as error:
@@ -282,6 +283,10 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             ensure_all_finite="allow-nan" if _is_nan(self.missing_values) else True,
             copy=True,  # the holes are filled in X, which is never the caller's array
         )
+        if not X.flags.writeable:
+            # check_array returns a read-only view of a one-column frame of a nullable
+            # dtype (Int64, Float64, boolean), even with copy=True.
+            X = X.copy()
         if not _is_nan(self.missing_values):
             X[X == self.missing_values] = np.nan
         return X

@@ -337,12 +337,20 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             else:
                 # One row has no spread; a Bernoulli model's encoder reads the data raw.
                 raw = LIKELIHOODS[self.likelihood].encoder_input == "raw"
-                if incremental and X.shape[0] == 1 and not raw:
+                if X.shape[0] == 1 and not raw:
+                    method, start = (
+                        (
+                            "partial_fit",
+                            "Start with a chunk that represents the data, or fit a sample.",
+                        )
+                        if incremental
+                        else ("fit", "Fit more rows.")
+                    )
                     warnings.warn(
-                        f"{type(self).__name__}.partial_fit builds the model from one row: each "
+                        f"{type(self).__name__}.{method} builds the model from one row: each "
                         "feature's mean and spread, which the model keeps as its units, are "
-                        "taken from this first chunk, and one row has no spread (it is taken "
-                        "as 1). Start with a chunk that represents the data, or fit a sample.",
+                        "taken from it, and one row has no spread (it is taken as 1). "
+                        f"{start}",
                         UserWarning,
                         stacklevel=outside_stacklevel(),
                     )
@@ -853,6 +861,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.input_tags.sparse = True
         tags.input_tags.allow_nan = True
+        # Counts and Bernoulli data cannot be negative, and fit refuses them, as NMF's does.
+        head = LIKELIHOODS.get(self.likelihood) if isinstance(self.likelihood, str) else None
+        tags.input_tags.positive_only = head is not None and head.support[0] >= 0
         return tags
 
 

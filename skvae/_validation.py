@@ -6,6 +6,7 @@ their boundary, once per call; nothing past it validates again (distributions ar
 """
 
 import copy
+import math
 import os
 import sys
 import warnings
@@ -239,6 +240,12 @@ def check_float32_range(X, name="X"):
     """skvae computes in float32: refuse values that would overflow to infinity there."""
     largest = np.finfo(np.float32).max
     if X.dtype == np.float64 and X.size and np.nanmax(np.abs(X), initial=0) > largest:
+        if np.isinf(X).any():  # reached under assume_finite=True, which skips that check
+            raise ValueError(
+                f"{name} has infinite values, which skvae cannot compute with (the "
+                "assume_finite=True setting skips scikit-learn's check, not this one); "
+                "replace them, with NaN for a missing value."
+            )
         raise ValueError(
             f"{name} has values beyond float32's range (|x| > {largest:.3g}), in which skvae "
             "computes; rescale it, e.g. with StandardScaler."
@@ -275,6 +282,27 @@ def outside_stacklevel():
     return level
 
 
+# How far outside a bounded support float32 rounding puts data: MinMaxScaler on float32
+# data maps a column's maximum to 1 + 1.2e-7, one float32 step above 1, on about a sixth of
+# columns (as BernoulliRBM, skvae takes it, clipped; a value beyond stays refused).
+_ROUNDING_STEPS = 4
+
+
+def _rounding_off_support(likelihood, found_low, found_high):
+    """Whether the data's range (NaN: unknown) leaves a real-valued likelihood's bounded
+    support by float32 rounding only, within ``_ROUNDING_STEPS`` steps of an edge."""
+    if likelihood.integer_valued:
+        return False  # a count of -1e-7 is no count; the count checks name it
+    low, high = likelihood.support
+    step = _ROUNDING_STEPS * float(np.finfo(np.float32).eps)
+    below = math.isfinite(low) and low - step * max(1.0, abs(low)) <= found_low < low
+    above = math.isfinite(high) and high < found_high <= high + step * max(1.0, abs(high))
+    outside = found_low < low - step * max(1.0, abs(low)) or found_high > high + step * max(
+        1.0, abs(high)
+    )
+    return (below or above) and not outside
+
+
 def check_values(
     values, likelihood, estimator_name, *, support="refuse", implicit_zeros=False, far=None
 ):
@@ -302,6 +330,13 @@ def check_values(
     # (MinMaxScaler's 1 + 2.2e-16 is 1). NaN compares False.
     with np.errstate(over="ignore"):
         found_low, found_high = np.float32(found_low), np.float32(found_high)
+    if _rounding_off_support(likelihood, found_low, found_high):
+        values, found_low, found_high = (
+            np.clip(values, low, high),
+            max(low, found_low),
+            min(high, found_high),
+        )
+        found = found_low, found_high
     in_range = max(low, -largest) <= found_low and found_high <= min(high, largest)
     if in_range and (not likelihood.integer_valued or support == "ignore"):
         if far is not None:
@@ -317,11 +352,21 @@ def check_values(
     found_low, found_high = np.nanmin(values, initial=np.inf), np.nanmax(values, initial=-np.inf)
     if implicit_zeros:  # the values stored by a sparse matrix that also holds zeros
         found_low, found_high = min(found_low, 0.0), max(found_high, 0.0)
+    if _rounding_off_support(likelihood, found_low, found_high):
+        values = np.clip(values, low, high)
+        found_low, found_high = max(low, found_low), min(high, found_high)
     found = found_low, found_high
     clip = support == "clip" and (np.float32(found_low) < low or np.float32(found_high) > high)
     if clip:
         values = np.clip(values, low, high)
-    likelihood.check_data(values)  # before the warning: values it refuses are not clipped
+    try:
+        likelihood.check_data(values)  # before the warning: values it refuses are not clipped
+    except ValueError as error:
+        if low >= 0 and found_low < 0:  # in scikit-learn's words (check_non_negative)
+            raise ValueError(
+                f"Negative values in data passed to {estimator_name}: {error}"
+            ) from None
+        raise
     if clip:
         fix = (
             "Counts cannot be negative: check how these values were made."
@@ -570,6 +615,8 @@ def feature_label(estimator, feature, word="Feature"):
     """``Feature 'income'`` for a model fitted on a DataFrame, ``Feature 3`` otherwise (with
     ``word`` for "Feature")."""
     names = getattr(estimator, "feature_names_in_", None)
+    if names is None:  # a VAEImputer's model, fitted on its arrays, names the frame's columns
+        names = getattr(estimator, "_column_names", None)
     return f"{word} {names[feature]!r}" if names is not None else f"{word} {feature}"
 
 

@@ -16,6 +16,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler
+from sklearn.utils.estimator_checks import check_positive_only_tag_during_fit
 from sklearn.utils.parallel import Parallel, delayed
 
 import skvae
@@ -123,6 +126,33 @@ def test_values_that_round_into_the_support_in_float32_are_in_it(small_digits, c
     with warnings.catch_warnings():
         warnings.simplefilter("error", OutOfSupportWarning)
         SparseVAE(**FAST, likelihood="poisson").fit(C).score(C)
+
+
+def test_float32_rounding_just_past_a_bounded_support_is_clipped_into_it(small_digits):
+    # MinMaxScaler on float32 data maps a column's maximum to 1 + 1.2e-7, one float32 step
+    # above 1, on about a sixth of columns; likelihood='bernoulli' refused such a pipeline,
+    # which BernoulliRBM fits. Four steps are taken; a value beyond them is still refused.
+    X, _ = small_digits
+    X = (X * 1.37 + 3.1).astype(np.float32)
+    scaled = MinMaxScaler().fit_transform(X)
+    assert 1 < scaled.max() <= 1 + 4 * np.finfo(np.float32).eps  # 1 + 2.4e-7 here
+    scaled[1, 3] = np.nan  # and where the data has holes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfSupportWarning)
+        vae = make_pipeline(MinMaxScaler(), GaussianVAE(**FAST, likelihood="bernoulli")).fit(X)
+        GaussianVAE(**FAST, likelihood="bernoulli").fit(scaled)
+    assert np.isfinite(vae.score(X))
+    with pytest.raises(ValueError, match=r"needs data in \[0, 1\]"):
+        GaussianVAE(**FAST, likelihood="bernoulli").fit(scaled * np.float32(1.00001))
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "poisson", "negative-binomial"])
+def test_likelihoods_of_non_negative_data_say_so_in_their_tags(likelihood):
+    # NMF's tag: positive_only, checked by scikit-learn with its own words for the error.
+    estimator = GaussianVAE(**FAST, likelihood=likelihood)
+    assert estimator.__sklearn_tags__().input_tags.positive_only
+    check_positive_only_tag_during_fit("GaussianVAE", estimator)
+    assert not GaussianVAE().__sklearn_tags__().input_tags.positive_only
 
 
 def test_support_messages_show_the_values_themselves(small_digits, counts):
@@ -602,6 +632,9 @@ def test_assume_finite_skips_only_the_finiteness_check(small_digits):
         assert not np.isfinite(vae.transform(bad)[0]).all()  # scikit-learn's contract: no check
         with pytest.warns(OutOfSupportWarning):
             vae.score_samples(X * 2)  # the likelihood's range is still checked
+        # A float64 infinity reaches the float32 range check, which told the user to rescale.
+        with pytest.raises(ValueError, match="has infinite values.*replace them"):
+            vae.transform(bad.astype(np.float64))
 
 
 # -- data that is accepted --------------------------------------------------------------------

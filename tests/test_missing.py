@@ -323,3 +323,18 @@ def test_the_imputers_errors_say_whose_model_refused_the_data():
     X[5, 0] = np.nan
     with pytest.raises(ValueError, match=r"^VAEImputer's estimator, GaussianVAE: .*Feature 1"):
         VAEImputer(GaussianVAE(**FAST)).fit(X)
+
+
+def test_the_imputer_takes_a_single_nullable_column_and_names_empty_ones():
+    # check_array returns a read-only view of a one-column Int64 / Float64 / boolean frame,
+    # even with copy=True, into which VAEImputer wrote: "assignment destination is read-only".
+    pd = pytest.importorskip("pandas")
+    ages = pd.DataFrame({"age": pd.array([20, None, 35, 41, None, 52] * 10, dtype="Int64")})
+    imputer = VAEImputer(GaussianVAE(**FAST), random_state=0)
+    filled = imputer.fit_transform(ages)
+    assert np.isfinite(filled).all() and filled[0, 0] == 20
+    assert np.isfinite(imputer.transform(ages.astype("Float64"))).all()
+    # A column with no observed value is refused under its name, as the estimators do.
+    table = pd.DataFrame({"age": [1.0, 2, 3, 4], "income": [3.0, 4, 5, 1], "bmi": [np.nan] * 4})
+    with pytest.raises(ValueError, match="such as feature 'bmi'"):
+        VAEImputer(GaussianVAE(**FAST)).fit(table)

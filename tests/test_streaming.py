@@ -60,3 +60,6 @@ def test_a_first_chunk_of_one_row_warns_that_it_sets_the_units(small_digits):
         model.partial_fit(X[1:2])  # later chunks of one row change nothing, and do not warn
         SparseVAE(**SETTINGS).partial_fit(X[:2])
         SparseVAE(**SETTINGS).partial_fit(X[:1])  # Bernoulli: the encoder reads raw data
+    # fit on one row takes the same units; it said nothing.
+    with pytest.warns(UserWarning, match=r"fit builds the model from one row.*Fit more rows"):
+        SparseVAE(**{**SETTINGS, "likelihood": "gaussian", "max_iter": 1}).fit(X[:1])
