@@ -430,11 +430,14 @@ def gabor_fit(filters, *, patch_shape=None):
 
     Parameters
     ----------
-    filters : array-like of shape (n_filters, n_pixels)
+    filters : array-like of shape (n_filters, n_pixels) or (n_filters, height, width)
         One flattened (row-major) filter per row: e.g. the columns of a linear decoder's
-        weight matrix, ``FastICA().mixing_.T`` or ``MiniBatchDictionaryLearning().components_``.
+        weight matrix, ``FastICA().mixing_.T`` or ``MiniBatchDictionaryLearning().components_``;
+        or a stack of filter images. A single 2-D image is read as rows of filters: pass it
+        as ``image.reshape(1, -1)``.
     patch_shape : tuple of (int, int), default=None
-        Height and width of a filter; None takes a square of side ``sqrt(n_pixels)``.
+        Height and width of a filter; None takes a stack's image shape, or a square of side
+        ``sqrt(n_pixels)``.
 
     Returns
     -------
@@ -470,13 +473,20 @@ def gabor_fit(filters, *, patch_shape=None):
     >>> round(float(fit.frequency[0]), 3), round(float(fit.sigma_x[0]), 3)
     (0.2, 2.0)
     """
+    if np.ndim(filters) == 3:  # a stack of filter images, each (height, width)
+        filters = np.asarray(filters)
+        if patch_shape is None:
+            patch_shape = filters.shape[1:]
+        filters = filters.reshape(len(filters), -1)
     filters = check_array(filters, dtype=np.float64, input_name="filters")
     n_filters, n_pixels = filters.shape
     if patch_shape is None:
         side = math.isqrt(n_pixels)
         if side * side != n_pixels:
             raise ValueError(
-                f"filters have {n_pixels} pixels, not a square number; pass patch_shape."
+                f"filters have {n_pixels} pixels, not a square number; pass patch_shape. "
+                "(filters holds one flattened filter per row; a single filter image goes "
+                "in as image.reshape(1, -1), or in a stack of shape (n, height, width).)"
             )
         patch_shape = (side, side)
     if (

@@ -248,6 +248,12 @@ def test_gabor_fit_shapes_and_edge_cases():
     with pytest.raises(ValueError, match=r"patch_shape=\(1, 60\) has a side below 2 pixels"):
         dg.gabor_fit([wide], patch_shape=(1, 60))
     assert dg.gabor_fit([wide], patch_shape=(np.int64(6), 10)).r2.shape == (1,)
+    # A stack of filter images gave scikit-learn's "Found array with dim 3"; it is read as
+    # its images, of their own shape.
+    stacked = dg.gabor_fit(np.stack([wide.reshape(6, 10), np.ones((6, 10))]))
+    np.testing.assert_array_equal(stacked.r2, fit.r2)
+    with pytest.raises(ValueError, match=r"image.reshape\(1, -1\)"):
+        dg.gabor_fit(wide.reshape(6, 10))  # one image: 6 filters of 10 pixels
 
 
 @pytest.mark.parametrize("scale", [1e-6, 1e-3, 1e4])

@@ -217,3 +217,40 @@ def test_real_mnist():
         assert X.shape == (n_images, 784) and X.dtype == np.float32
         assert X.min() == 0 and X.max() == 1
         np.testing.assert_array_equal(np.bincount(y, minlength=10), expected_counts[subset])
+
+
+def test_uncompressed_idx_files_are_read_too(tmp_path):
+    # Many copies of MNIST are stored gunzipped; they got "MNIST file not found: ....gz".
+    images, labels = write_mnist(tmp_path, "test", n_images=4)
+    for name in FILES["test"]:
+        with gzip.open(tmp_path / name, "rb") as file:
+            (tmp_path / name.removesuffix(".gz")).write_bytes(file.read())
+        (tmp_path / name).unlink()
+    X, y = load_mnist(subset="test", data_dir=tmp_path)
+    np.testing.assert_array_equal(X.reshape(4, 28, 28), images.astype(np.float32) / 255)
+    np.testing.assert_array_equal(y, labels)
+
+
+def test_labels_that_are_not_digits_are_refused(tmp_path):
+    write_mnist(tmp_path, "test", n_images=3)
+    write_idx(tmp_path / FILES["test"][1], np.full(3, 200, np.uint8), LABELS_MAGIC)
+    with pytest.raises(ValueError, match="labels up to 200, where MNIST's are digits 0 to 9"):
+        load_mnist(subset="test", data_dir=tmp_path)
+
+
+def test_an_empty_or_unreadable_directory_name_is_refused(tmp_path, monkeypatch):
+    # Path("") is the working directory, which was read without a word.
+    with pytest.raises(ValueError, match="data_dir is empty"):
+        load_mnist(subset="test", data_dir="")
+    # expanduser's bare RuntimeError named neither the variable nor the path.
+    with pytest.raises(ValueError, match="~no-such-user-skvae/mnist cannot be read"):
+        load_mnist(subset="test", data_dir="~no-such-user-skvae/mnist")
+
+
+def test_a_failed_download_says_how_to_read_local_files(monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("<urlopen error [Errno -2] Name or service not known>")
+
+    monkeypatch.setattr(_mnist, "fetch_openml", offline)
+    with pytest.raises(OSError, match="pass the directory of its IDX files as data_dir.*"):
+        load_mnist(subset="test")

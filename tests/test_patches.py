@@ -85,6 +85,29 @@ def test_intensity_scale_and_colour_of_grey_images_do_not_matter(cifar_like):
     assert_allclose(as_rgb, expected)
 
 
+@pytest.mark.parametrize("whiten", [True, False])
+@pytest.mark.parametrize("scale", [1e155, 1e-165, 1e300, 1e-300])
+def test_extreme_intensity_scales_give_the_same_patches(whiten, scale):
+    # The squares in X.std() overflowed (all patches 0) or underflowed (NaN) beyond about
+    # 1e154 and 1e-160, without an error.
+    image = np.random.RandomState(0).rand(20, 20)
+    expected = load_image_patches(
+        [image], patch_size=4, n_patches=10, whiten=whiten, random_state=0
+    )
+    scaled = load_image_patches(
+        [image * scale], patch_size=4, n_patches=10, whiten=whiten, random_state=0
+    )
+    assert_allclose(scaled, expected, atol=1e-12)
+
+
+def test_binary_images_are_taken_as_intensities():
+    image = np.random.RandomState(0).rand(20, 20) > 0.5
+    assert_allclose(
+        load_image_patches([image], patch_size=4, n_patches=10, random_state=0),
+        load_image_patches([image.astype(float)], patch_size=4, n_patches=10, random_state=0),
+    )
+
+
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [

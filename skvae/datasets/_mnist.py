@@ -21,12 +21,13 @@ _IMAGES_MAGIC, _LABELS_MAGIC = 0x0803, 0x0801
 
 
 def _read_idx(path, magic):
-    """The unsigned-byte array stored in the gzipped IDX file ``path``, in its stored shape.
+    """The unsigned-byte array stored in the IDX file ``path`` (gzipped if its name ends
+    in ``.gz``), in its stored shape.
 
     Parameters
     ----------
     path : pathlib.Path
-        A gzipped IDX file.
+        An IDX file, gzipped or not.
     magic : int
         The magic number the file must start with; its low byte is the number of dimensions.
 
@@ -36,7 +37,7 @@ def _read_idx(path, magic):
         Read-only view of the file's data, of the shape given in its header.
     """
     try:
-        with gzip.open(path, "rb") as file:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as file:
             content = file.read()
     except FileNotFoundError:
         raise FileNotFoundError(f"MNIST file not found: {path}") from None
@@ -69,20 +70,32 @@ def _read_idx(path, magic):
     return np.frombuffer(content, dtype=np.uint8, offset=header_size).reshape(shape)
 
 
+def _idx_path(data_dir, name):
+    """The file ``name`` in ``data_dir``, or its uncompressed copy (the name without
+    ``.gz``, as many copies of MNIST are stored) where only that is there."""
+    path = data_dir / name
+    plain = path.with_suffix("")
+    return plain if not path.exists() and plain.exists() else path
+
+
 def _load_idx(data_dir, subset):
     """Images (n, 784) and labels (n,), both uint8, of ``subset`` from the IDX files."""
-    images_file, labels_file = _FILES[subset]
-    images = _read_idx(data_dir / images_file, _IMAGES_MAGIC)
-    labels = _read_idx(data_dir / labels_file, _LABELS_MAGIC)
+    images_file, labels_file = (_idx_path(data_dir, name) for name in _FILES[subset])
+    images = _read_idx(images_file, _IMAGES_MAGIC)
+    labels = _read_idx(labels_file, _LABELS_MAGIC)
+    if labels.size and labels.max() > 9:
+        raise ValueError(
+            f"{labels_file} holds labels up to {labels.max()}, where MNIST's are digits 0 to "
+            "9; is it the right file?"
+        )
     if images.shape[1:] != _IMAGE_SHAPE:
         raise ValueError(
-            f"{data_dir / images_file} holds images of shape {images.shape[1:]}, "
-            f"expected {_IMAGE_SHAPE}."
+            f"{images_file} holds images of shape {images.shape[1:]}, expected {_IMAGE_SHAPE}."
         )
     if len(images) != len(labels):
         raise ValueError(
-            f"{data_dir / images_file} holds {len(images)} images but "
-            f"{data_dir / labels_file} holds {len(labels)} labels."
+            f"{images_file} holds {len(images)} images but "
+            f"{labels_file} holds {len(labels)} labels."
         )
     return images.reshape(len(images), -1), labels
 
@@ -91,9 +104,16 @@ def _load_openml(subset):
     """The standard split of OpenML's ``mnist_784``: first 60000 rows train, last 10000 test."""
     # parser="liac-arff" needs neither pandas nor as_frame; it returns float64 pixel values
     # 0-255 and the labels as strings.
-    images, labels = fetch_openml(
-        "mnist_784", version=1, as_frame=False, parser="liac-arff", return_X_y=True
-    )
+    try:
+        images, labels = fetch_openml(
+            "mnist_784", version=1, as_frame=False, parser="liac-arff", return_X_y=True
+        )
+    except OSError as error:  # urllib's URLError too: no network, say
+        raise OSError(
+            f"MNIST could not be fetched from OpenML ({error}). Without a network, pass the "
+            "directory of its IDX files as data_dir, or set the SKVAE_MNIST_DIR environment "
+            "variable to it."
+        ) from error
     if len(images) != _N_TRAIN + _N_TEST:
         raise ValueError(
             f"OpenML's mnist_784 has {len(images)} rows, expected {_N_TRAIN + _N_TEST}."
@@ -117,8 +137,8 @@ def load_mnist(*, subset="train", data_dir=None):
         Which part of the standard split to return.
     data_dir : str or path-like, default=None
         Directory holding ``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
-        ``t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz``. None uses
-        ``SKVAE_MNIST_DIR``, then OpenML.
+        ``t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz`` (or the same files
+        uncompressed, without ``.gz``). None uses ``SKVAE_MNIST_DIR``, then OpenML.
 
     Returns
     -------
@@ -132,9 +152,12 @@ def load_mnist(*, subset="train", data_dir=None):
     ------
     FileNotFoundError
         If a file is missing from the directory.
+    OSError
+        If MNIST is to be fetched from OpenML and cannot be (no network, say); the message
+        names ``data_dir`` and ``SKVAE_MNIST_DIR``.
     ValueError
-        If ``subset`` is unknown, or a file is not gzip or not the IDX data expected (its
-        path is named).
+        If ``subset`` is unknown, ``data_dir`` is empty, or a file is not gzip or not the
+        IDX data expected, labels included (its path is named).
 
     References
     ----------
@@ -156,7 +179,13 @@ def load_mnist(*, subset="train", data_dir=None):
     if data_dir is None:
         images, labels = _load_openml(subset)
     else:
-        images, labels = _load_idx(Path(data_dir).expanduser(), subset)
+        if not os.fspath(data_dir):  # Path("") would read the working directory
+            raise ValueError("data_dir is empty; pass a directory, or None to use OpenML.")
+        try:
+            directory = Path(data_dir).expanduser()
+        except RuntimeError as error:  # "~nobody": a home directory that does not exist
+            raise ValueError(f"The MNIST directory {data_dir!s} cannot be read: {error}") from None
+        images, labels = _load_idx(directory, subset)
     X = np.asarray(images, dtype=np.float32) / np.float32(255)
     y = np.asarray(labels).astype(np.int64)
     return X, y

@@ -38,6 +38,8 @@ def _check_images(images):
     checked = []
     for i, image in enumerate(images):
         image = np.asarray(image)
+        if image.dtype == bool:  # a binary image, as the diagnostics take it
+            image = image.astype(np.float64)
         if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
             raise ValueError(f"images[{i}] must hold numbers, got dtype {image.dtype}.")
         if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
@@ -212,5 +214,8 @@ def load_image_patches(
     # Sorting grouped the patches by image; shuffle so that any slice is a random sample.
     X = X[random_state.permutation(n_patches)]
     X -= X.mean(axis=1, keepdims=True)
+    # By the peak first, so that the squares of the standard deviation neither overflow
+    # (intensities near 1e155) nor underflow (near 1e-160): images may be on any scale.
+    X /= np.abs(X).max()
     X /= X.std()
     return X
