@@ -130,7 +130,8 @@ def test_bad_parameters(cifar_like, kwargs, error, message):
         (np.zeros((32, 32)), "wrap a single image in a list"),
         (np.zeros((32, 40, 3)), "wrap a single image in a list"),  # one RGB image, not 32
         ([], "images is empty"),
-        ([np.zeros((32, 32, 4))], r"images\[0\] must have shape"),
+        ([np.zeros((32, 32, 4))], r"images\[0\] must have shape.*RGBA.*image\[\.\.\., :3\]"),
+        ([np.zeros((32, 32, 2))], r"images\[0\] must have shape .*, got \(32, 32, 2\)\.$"),
         ([np.zeros((32, 32)), np.zeros(32)], r"images\[1\] must have shape"),
         ([np.array([["a"] * 32] * 32)], "must hold numbers"),
         ([np.full((32, 32), np.nan)], "NaN or infinity"),

@@ -43,9 +43,15 @@ def _check_images(images):
         if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
             raise ValueError(f"images[{i}] must hold numbers, got dtype {image.dtype}.")
         if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+            alpha = image.ndim == 3 and image.shape[2] == 4
             raise ValueError(
                 f"images[{i}] must have shape (height, width) or (height, width, 3), got "
-                f"{image.shape}."
+                f"{image.shape}"
+                + (
+                    ": an RGBA image (a PNG, say); drop its alpha channel with image[..., :3]."
+                    if alpha
+                    else "."
+                )
             )
         checked.append(image)
     if not checked:
