@@ -200,8 +200,10 @@ def _restore(content, target):
     architecture = json.loads(content["architecture"])
     architecture["hidden_layer_sizes"] = tuple(architecture["hidden_layer_sizes"])
     stored = json.loads(content["json"])
-    target = target or available_device(estimator.device)
-    match_device_param(estimator, target)
+    if target is None:
+        target = available_device(estimator.device, estimator)
+    else:
+        match_device_param(estimator, target)
     # The module the weights belong to, which set_params after fitting may not describe.
     estimator._initialize(stored["n_features_in_"], target, architecture=architecture)
     for fitted in FITTED_STATE:

@@ -263,7 +263,9 @@ def _rows(X, index, device):
     return as_tensor(X[index.cpu().numpy()], device)
 
 
-_ACCUMULATOR = {"mps": torch.float32}
+# Backends with float64 arithmetic, where the epoch's loss is summed in it (MPS, HPU and
+# some XPUs have none).
+_FLOAT64_DEVICES = {"cpu", "cuda"}
 
 
 def train_epoch(step, X, *, batch_size, noise_width, generator, n_importance_samples=1):
@@ -282,9 +284,9 @@ def train_epoch(step, X, *, batch_size, noise_width, generator, n_importance_sam
     device = generator.device
     permutation = torch.randperm(n_samples, generator=generator, device=device)
     # Summed in float64, as MLPClassifier's loss is, so that the epoch loss that the
-    # stopping rule compares to ``tol`` holds its digits over millions of rows (MPS has no
-    # float64).
-    total = torch.zeros((), dtype=_ACCUMULATOR.get(device.type, torch.float64), device=device)
+    # stopping rule compares to ``tol`` holds its digits over millions of rows.
+    dtype = torch.float64 if device.type in _FLOAT64_DEVICES else torch.float32
+    total = torch.zeros((), dtype=dtype, device=device)
     for start in range(0, n_samples, batch_size):
         batch = _rows(X, permutation[start : start + batch_size], device)
         shape = (batch.shape[0], noise_width)

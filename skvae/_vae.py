@@ -52,7 +52,6 @@ from ._validation import (
     check_params_in_use,
     family_params,
     has_missing,
-    match_device_param,
     outside_stacklevel,
     random_state_or_entropy,
     resolve_device,
@@ -315,15 +314,18 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         # Whatever the caller's grad mode: under its torch.no_grad() training had no
         # gradients, and under inference_mode() restoring the optimizer after an error made
         # its state inference tensors that the next step could not update.
+        method = "partial_fit" if incremental else "fit"
         fix = (
-            "lower batch_size, hidden_layer_sizes or n_importance_samples, or train on chunks "
-            "of the rows with partial_fit"
+            "pass fewer rows per call, or lower batch_size or n_importance_samples"
+            if continued
+            else "lower batch_size, hidden_layer_sizes or n_importance_samples, or train on "
+            "chunks of the rows with partial_fit"
         )
         with (
             torch.inference_mode(False),
             torch.enable_grad(),
             unchanged_on_error(self),
-            allocation_errors(f"{type(self).__name__}.fit", fix),
+            allocation_errors(f"{type(self).__name__}.{method}", fix),
         ):
             device = resolve_device(self.device)
             check_architecture(
@@ -707,7 +709,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         check_is_fitted(self)
         Z = check_codes(self, X)
         X_original = self._map_batches(lambda z: self.module_.decode(z).mean, Z)
-        largest = float(np.abs(Z).max(initial=0))
+        largest = float(np.abs(Z).max(initial=0))  # check_codes refused non-finite codes
         check_finite_output(
             X_original,
             self,
@@ -737,6 +739,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         """
         check_is_fitted(self)
         check_scalar(n_samples, "n_samples", Integral, min_val=1)
+        n_samples = int(n_samples)  # a NumPy integer's product below would wrap around
         width = max(self.n_features_in_, self.module_.noise_width)
         if n_samples * width >= 2**60:  # torch's storage size overflows int64 bytes
             raise ValueError(
@@ -829,7 +832,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         super().__setstate__(state)
         if torch_state is None:
             return
-        location = available_device(device)
+        # Where the weights were, or the CPU if that is missing here (and then the device
+        # parameter says so, if it named the missing device).
+        location = available_device(device, self)
         try:
             loaded = torch.load(io.BytesIO(torch_state), map_location=location, weights_only=False)
         except (ModuleNotFoundError, AttributeError) as error:
@@ -854,7 +859,6 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 "wrote them; to move a model between versions, use skvae.save and skvae.load."
             )
         self.__dict__.update(loaded)
-        match_device_param(self, location)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

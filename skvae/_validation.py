@@ -111,34 +111,39 @@ def _unusable(device):
     return None
 
 
-def available_device(device):
+def available_device(device, estimator=None):
     """The device a model fitted on ``device`` should use here: it, or the CPU with a warning
-    at the first frame outside the libraries (whoever unpickles or loads)."""
+    at the first frame outside the libraries (whoever unpickles or loads). On the CPU,
+    ``estimator``'s ``device`` parameter is set to ``'cpu'`` if it named the missing device
+    (``'auto'`` stays): otherwise its next ``partial_fit`` would fail."""
     try:
         return resolve_device(device)
     except ValueError:
+        cpu = torch.device("cpu")
+        changed = estimator is not None and match_device_param(estimator, cpu)
         warnings.warn(
-            f"The model was fitted on {device}, which is not available here; "
-            "its weights are loaded on the CPU, and its device parameter set to 'cpu'.",
+            f"The model was fitted on {device}, which is not available here; its weights are "
+            "loaded on the CPU" + (", and its device parameter set to 'cpu'." if changed else "."),
             UserWarning,
             stacklevel=outside_stacklevel(),
         )
-        return torch.device("cpu")
+        return cpu
 
 
 def match_device_param(estimator, location):
     """Set ``estimator``'s ``device`` parameter to ``location``, where its weights were
-    loaded, unless it names that device already (``'auto'`` on the device it picks): a
-    model loaded elsewhere than its parameter says would otherwise fail in, or move back
-    on, its next ``partial_fit``."""
+    loaded, unless it names that device already (``'auto'`` on the device it picks), and
+    say whether it changed: a model loaded elsewhere than its parameter says would
+    otherwise fail in, or move back on, its next ``partial_fit``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an unusable GPU's warning, for 'auto'
             if resolve_device(estimator.device) == location:
-                return
+                return False
     except ValueError:
         pass
     estimator.device = str(location)
+    return True
 
 
 def family_params(family, given):
@@ -236,19 +241,21 @@ class OutOfSupportWarning(UserWarning):
     above 1 for ``likelihood='bernoulli'``, negative counts): they are clipped to it."""
 
 
-def check_float32_range(X, name="X"):
+def check_float32_range(
+    X, name="X", missing="with NaN for a missing value", fix="rescale it, e.g. with StandardScaler"
+):
     """skvae computes in float32: refuse values that would overflow to infinity there."""
     largest = np.finfo(np.float32).max
     if X.dtype == np.float64 and X.size and np.nanmax(np.abs(X), initial=0) > largest:
         if np.isinf(X).any():  # reached under assume_finite=True, which skips that check
             raise ValueError(
-                f"{name} has infinite values, which skvae cannot compute with (the "
+                f"Infinite values in {name}, which skvae cannot compute with (the "
                 "assume_finite=True setting skips scikit-learn's check, not this one); "
-                "replace them, with NaN for a missing value."
+                f"replace them, {missing}."
             )
         raise ValueError(
-            f"{name} has values beyond float32's range (|x| > {largest:.3g}), in which skvae "
-            "computes; rescale it, e.g. with StandardScaler."
+            f"Values beyond float32's range (|x| > {largest:.3g}) in {name}, in which skvae "
+            f"computes; {fix}."
         )
 
 
@@ -290,17 +297,18 @@ _ROUNDING_STEPS = 4
 
 def _rounding_off_support(likelihood, found_low, found_high):
     """Whether the data's range (NaN: unknown) leaves a real-valued likelihood's bounded
-    support by float32 rounding only, within ``_ROUNDING_STEPS`` steps of an edge."""
-    if likelihood.integer_valued:
-        return False  # a count of -1e-7 is no count; the count checks name it
+    support [low, high] by float32 rounding only, within ``_ROUNDING_STEPS`` steps of an
+    edge. Only a support bounded on both sides has a scale for such steps (Bernoulli's [0,
+    1]): on a one-sided one, a value 1e-7 below 0 may be data on a small scale."""
     low, high = likelihood.support
+    if likelihood.integer_valued or not (math.isfinite(low) and math.isfinite(high)):
+        return False  # a count of -1e-7 is no count; the count checks name it
+    with np.errstate(over="ignore"):
+        found_low, found_high = np.float32(found_low), np.float32(found_high)
     step = _ROUNDING_STEPS * float(np.finfo(np.float32).eps)
-    below = math.isfinite(low) and low - step * max(1.0, abs(low)) <= found_low < low
-    above = math.isfinite(high) and high < found_high <= high + step * max(1.0, abs(high))
-    outside = found_low < low - step * max(1.0, abs(low)) or found_high > high + step * max(
-        1.0, abs(high)
-    )
-    return (below or above) and not outside
+    slack_low, slack_high = step * max(1.0, abs(low)), step * max(1.0, abs(high))
+    off = found_low < low or found_high > high
+    return off and low - slack_low <= found_low and found_high <= high + slack_high
 
 
 def check_values(
@@ -330,13 +338,12 @@ def check_values(
     # (MinMaxScaler's 1 + 2.2e-16 is 1). NaN compares False.
     with np.errstate(over="ignore"):
         found_low, found_high = np.float32(found_low), np.float32(found_high)
-    if _rounding_off_support(likelihood, found_low, found_high):
+    if support != "ignore" and _rounding_off_support(likelihood, found_low, found_high):
         values, found_low, found_high = (
             np.clip(values, low, high),
             max(low, found_low),
             min(high, found_high),
         )
-        found = found_low, found_high
     in_range = max(low, -largest) <= found_low and found_high <= min(high, largest)
     if in_range and (not likelihood.integer_valued or support == "ignore"):
         if far is not None:
@@ -362,7 +369,8 @@ def check_values(
     try:
         likelihood.check_data(values)  # before the warning: values it refuses are not clipped
     except ValueError as error:
-        if low >= 0 and found_low < 0:  # in scikit-learn's words (check_non_negative)
+        negative = support == "refuse" and low >= 0 and np.float32(found_low) < 0
+        if negative:  # in scikit-learn's words (check_non_negative)
             raise ValueError(
                 f"Negative values in data passed to {estimator_name}: {error}"
             ) from None
@@ -617,6 +625,8 @@ def feature_label(estimator, feature, word="Feature"):
     names = getattr(estimator, "feature_names_in_", None)
     if names is None:  # a VAEImputer's model, fitted on its arrays, names the frame's columns
         names = getattr(estimator, "_column_names", None)
+        if names is not None and len(names) != getattr(estimator, "n_features_in_", len(names)):
+            names = None  # refitted since on other data
     return f"{word} {names[feature]!r}" if names is not None else f"{word} {feature}"
 
 
@@ -737,7 +747,14 @@ def check_observed(X, estimator, *, fitting):
 def check_codes(estimator, Z):
     """Validated latent codes for ``estimator.inverse_transform``."""
     Z = check_array(Z, dtype=[np.float64, np.float32])
-    check_float32_range(Z)
+    check_float32_range(
+        Z, "the codes", "with codes transform returns", "decode codes that transform returns"
+    )
+    if not np.isfinite(Z).all():  # NaN, under assume_finite=True: no code of any row
+        raise ValueError(
+            "The codes hold NaN, which encodes no row; decode the codes that transform "
+            "returns (assume_finite=True skips scikit-learn's check, not this one)."
+        )
     if Z.shape[1] != estimator._n_features_out:
         raise ValueError(
             f"X has {Z.shape[1]} features, but {type(estimator).__name__} is expecting "

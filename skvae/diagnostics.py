@@ -475,9 +475,13 @@ def gabor_fit(filters, *, patch_shape=None):
     """
     if np.ndim(filters) == 3:  # a stack of filter images, each (height, width)
         filters = np.asarray(filters)
-        if patch_shape is None:
-            patch_shape = filters.shape[1:]
-        filters = filters.reshape(len(filters), -1)
+        if patch_shape is not None and tuple(patch_shape) != filters.shape[1:]:
+            raise ValueError(
+                f"patch_shape={tuple(patch_shape)} differs from the shape of the filter "
+                f"images, {filters.shape[1:]}; leave it out for a stack of images."
+            )
+        patch_shape = filters.shape[1:]
+        filters = filters.reshape(filters.shape[0], filters.shape[1] * filters.shape[2])
     filters = check_array(filters, dtype=np.float64, input_name="filters")
     n_filters, n_pixels = filters.shape
     if patch_shape is None:
@@ -498,8 +502,8 @@ def gabor_fit(filters, *, patch_shape=None):
     height, width = (int(n) for n in patch_shape)
     if min(height, width) < 2:
         raise ValueError(
-            f"patch_shape={(height, width)} has a side below 2 pixels; a Gabor's orientation "
-            "and frequency need two in each direction."
+            f"Filters of shape {(height, width)} have a side below 2 pixels; a Gabor's "
+            "orientation and frequency need two in each direction."
         )
     if height * width != n_pixels:
         raise ValueError(

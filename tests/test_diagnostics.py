@@ -245,7 +245,7 @@ def test_gabor_fit_shapes_and_edge_cases():
     # A float side was read as its floor: (6.9, 10) as (6, 10).
     with pytest.raises(ValueError, match=r"two ints, got \(6.9, 10\)"):
         dg.gabor_fit([wide], patch_shape=(6.9, 10))
-    with pytest.raises(ValueError, match=r"patch_shape=\(1, 60\) has a side below 2 pixels"):
+    with pytest.raises(ValueError, match=r"shape \(1, 60\) have a side below 2 pixels"):
         dg.gabor_fit([wide], patch_shape=(1, 60))
     assert dg.gabor_fit([wide], patch_shape=(np.int64(6), 10)).r2.shape == (1,)
     # A stack of filter images gave scikit-learn's "Found array with dim 3"; it is read as
@@ -254,6 +254,12 @@ def test_gabor_fit_shapes_and_edge_cases():
     np.testing.assert_array_equal(stacked.r2, fit.r2)
     with pytest.raises(ValueError, match=r"image.reshape\(1, -1\)"):
         dg.gabor_fit(wide.reshape(6, 10))  # one image: 6 filters of 10 pixels
+    with pytest.raises(ValueError, match=r"patch_shape=\(10, 6\) differs from .* \(6, 10\)"):
+        dg.gabor_fit(wide.reshape(1, 6, 10), patch_shape=(10, 6))
+    with pytest.raises(ValueError, match=r"shape \(1, 60\) have a side below 2"):
+        dg.gabor_fit(wide.reshape(1, 1, 60))
+    with pytest.raises(ValueError, match="0 sample"):  # scikit-learn's words for no rows
+        dg.gabor_fit(np.zeros((0, 6, 10)))
 
 
 @pytest.mark.parametrize("scale", [1e-6, 1e-3, 1e4])

@@ -146,6 +146,49 @@ def test_float32_rounding_just_past_a_bounded_support_is_clipped_into_it(small_d
         GaussianVAE(**FAST, likelihood="bernoulli").fit(scaled * np.float32(1.00001))
 
 
+def test_rounding_is_judged_in_float32_with_or_without_holes(small_digits):
+    # With a NaN the range was taken in float64, and 1 + 4.8e-7 was refused where the same
+    # data without a hole was taken.
+    X, _ = small_digits
+    X = X.copy()
+    X[0, 0] = 1 + 3e-7  # float32: 1.0000003, between two and three steps above 1
+    holes = X.copy()
+    holes[1, 1] = np.nan
+    for data in (X, holes):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", OutOfSupportWarning)
+            GaussianVAE(**FAST, likelihood="bernoulli").fit(data).score(data)
+    assert X[0, 0] > 1  # the caller's data is not clipped in place
+
+
+def test_no_rounding_slack_on_a_support_bounded_on_one_side_only():
+    # On [0, inf) a value 1e-7 below 0 may be data on a small scale, not rounding.
+    class OneSided:
+        support, integer_valued = (0.0, np.inf), False
+
+    class Bounded:
+        support, integer_valued = (0.0, 1.0), False
+
+    assert not skvae._validation._rounding_off_support(OneSided, -1e-7, 3e-6)
+    assert skvae._validation._rounding_off_support(Bounded, 0.0, 1 + 2e-7)
+    assert not skvae._validation._rounding_off_support(Bounded, 0.0, 1 + 1e-6)
+
+
+def test_the_negative_values_prefix_only_where_negatives_are_refused(counts):
+    C = counts.toarray().astype(np.float64)
+    vae = SparseVAE(**FAST, likelihood="poisson").fit(C)
+    bad = C[:2].copy()
+    bad[0, :2] = [-3.0, 2.5]  # score clips the -3; it refuses the 2.5 as no count
+    with pytest.raises(ValueError, match="needs counts") as caught:
+        vae.score(bad)
+    assert "Negative values" not in str(caught.value)
+    tiny = C.copy()
+    tiny[0, :2] = [-1e-50, 2.5]  # -1e-50 is 0 in float32, which skvae computes in
+    with pytest.raises(ValueError, match="needs counts") as caught:
+        SparseVAE(**FAST, likelihood="poisson").fit(tiny)
+    assert "Negative values" not in str(caught.value)
+
+
 @pytest.mark.parametrize("likelihood", ["bernoulli", "poisson", "negative-binomial"])
 def test_likelihoods_of_non_negative_data_say_so_in_their_tags(likelihood):
     # NMF's tag: positive_only, checked by scikit-learn with its own words for the error.
@@ -633,8 +676,17 @@ def test_assume_finite_skips_only_the_finiteness_check(small_digits):
         with pytest.warns(OutOfSupportWarning):
             vae.score_samples(X * 2)  # the likelihood's range is still checked
         # A float64 infinity reaches the float32 range check, which told the user to rescale.
-        with pytest.raises(ValueError, match="has infinite values.*replace them"):
+        with pytest.raises(ValueError, match="Infinite values in X.*replace them"):
             vae.transform(bad.astype(np.float64))
+        # Codes: NaN was decoded and blamed on codes "far outside the prior".
+        with pytest.raises(ValueError, match="The codes hold NaN, which encodes no row"):
+            vae.inverse_transform(np.full((1, vae.n_components), np.nan))
+        with pytest.raises(
+            ValueError, match="Infinite values in the codes.*codes transform returns"
+        ):
+            vae.inverse_transform(np.full((1, vae.n_components), np.inf))
+    with pytest.raises(ValueError, match=r"beyond float32's range .* in the codes.*decode codes"):
+        vae.inverse_transform(np.full((1, vae.n_components), 1e39))
 
 
 # -- data that is accepted --------------------------------------------------------------------
@@ -850,9 +902,11 @@ def test_every_call_turns_allocator_failures_into_a_memory_error(fitted, monkeyp
 
     before = weights(model)
     monkeypatch.setattr(skvae._vae, "train_epoch", _fail_to_allocate)
-    with pytest.raises(MemoryError, match=r"SparseVAE.fit needs more memory.*lower batch_size"):
+    with pytest.raises(MemoryError, match=r"SparseVAE.partial_fit needs .*pass fewer rows"):
         model.partial_fit(X)
     assert same_weights(before, weights(model))  # and the fitted model is as it was
+    with pytest.raises(MemoryError, match=r"SparseVAE.fit needs more memory.*hidden_layer_sizes"):
+        SparseVAE(**FAST).fit(X)
     monkeypatch.undo()
 
     X_missing = X.copy()
@@ -865,8 +919,8 @@ def test_every_call_turns_allocator_failures_into_a_memory_error(fitted, monkeyp
 
 def test_sample_refuses_more_values_than_torch_can_count(fitted):
     # torch raised "Storage size calculation overflowed" (2**62 rows) or a TypeError with a
-    # C++ stack line (2**63).
-    for n_samples in (2**62, 2**63):
+    # C++ stack line (2**63); a NumPy integer's product wrapped around past the check.
+    for n_samples in (2**62, 2**63, np.int64(2**62), np.int64(2**61)):
         with pytest.raises(ValueError, match="more than any memory holds; draw fewer rows"):
             fitted.sample(n_samples)
 

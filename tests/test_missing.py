@@ -338,3 +338,9 @@ def test_the_imputer_takes_a_single_nullable_column_and_names_empty_ones():
     table = pd.DataFrame({"age": [1.0, 2, 3, 4], "income": [3.0, 4, 5, 1], "bmi": [np.nan] * 4})
     with pytest.raises(ValueError, match="such as feature 'bmi'"):
         VAEImputer(GaussianVAE(**FAST)).fit(table)
+    # Its model refitted on other data does not name the frame's columns (an IndexError).
+    imputer = VAEImputer(GaussianVAE(**FAST)).fit(table.iloc[:, :2])
+    wider = np.random.RandomState(0).normal(size=(8, 5))
+    wider[:, 4] = np.nan
+    with pytest.raises(ValueError, match="such as feature 4;"):
+        imputer.estimator_.fit(wider)

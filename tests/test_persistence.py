@@ -1,6 +1,7 @@
 """Persistence: pickle, joblib and skvae's safe format give back the whole fitted model, map
 devices, and the safe format refuses crafted, tampered and incompatible files."""
 
+import copy
 import hashlib
 import io
 import math
@@ -177,6 +178,15 @@ def test_pickle_maps_a_cuda_model_to_the_cpu(fitted_frame_model):
         restored.__setstate__({**state, "device": "cuda"})
     assert restored.device == "cpu"
     restored.partial_fit(frame)
+    # 'auto' stays, and the warning does not say it changed.
+    restored = SparseVAE.__new__(SparseVAE)
+    with pytest.warns(UserWarning, match=r"loaded on the CPU\.$"):
+        restored.__setstate__({**state, "device": "auto"})
+    assert restored.device == "auto"
+    # Weights that did not move keep the parameter as set: 'cuda' set after a CPU fit (for
+    # the next partial_fit to move to the GPU) became 'cpu' through copy.deepcopy.
+    assert copy.deepcopy(vae.set_params(device="cuda")).device == "cuda"
+    vae.set_params(device="cpu")
 
 
 def test_load_maps_a_missing_device_to_the_cpu_or_refuses_it(fitted, small_digits, tmp_path):

@@ -40,11 +40,13 @@ def _read_idx(path, magic):
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as file:
             content = file.read()
     except FileNotFoundError:
-        raise FileNotFoundError(f"MNIST file not found: {path}") from None
+        also = f" (nor {path.with_suffix('')})" if path.suffix == ".gz" else ""
+        raise FileNotFoundError(f"MNIST file not found: {path}{also}") from None
     except (NotADirectoryError, IsADirectoryError, PermissionError) as exc:
         raise OSError(f"cannot read the MNIST file {path}: {exc}") from None
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
-        raise ValueError(f"{path} is not a readable gzip file: {exc}") from None
+        kind = "gzip file" if path.suffix == ".gz" else "file"
+        raise ValueError(f"{path} is not a readable {kind}: {exc}") from None
     # The header is big-endian 32-bit integers: the magic number, then one size per dimension.
     # The magic number is checked first, so that a wrong file is named as such.
     n_dims = magic & 0xFF

@@ -38,9 +38,11 @@ def _check_images(images):
     checked = []
     for i, image in enumerate(images):
         image = np.asarray(image)
-        if image.dtype == bool:  # a binary image, as the diagnostics take it
-            image = image.astype(np.float64)
-        if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
+        if not (
+            image.dtype == bool  # a binary image, as the diagnostics take it
+            or np.issubdtype(image.dtype, np.integer)
+            or np.issubdtype(image.dtype, np.floating)
+        ):
             raise ValueError(f"images[{i}] must hold numbers, got dtype {image.dtype}.")
         if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
             alpha = image.ndim == 3 and image.shape[2] == 4
@@ -105,9 +107,9 @@ def load_image_patches(
     images : sequence of array-like, default=None
         Images of shape (height, width) (greyscale) or (height, width, 3) (RGB), indexed by
         the first axis: a list of images, or an array of shape (n_images, height, width, 3)
-        such as CIFAR-10's uint8 training images. Intensities may be on any scale (0-255,
-        [0, 1], ...) as long as it is the same for all images, since the patches are
-        rescaled at the end. None uses the two photographs of
+        such as CIFAR-10's uint8 training images, or binary (bool) images. Intensities may
+        be on any scale (0-255, [0, 1], 1e-300 to 1e300, ...) as long as it is the same for
+        all images, since the patches are rescaled at the end. None uses the two photographs of
         :func:`sklearn.datasets.load_sample_images`.
 
     patch_size : int, default=12
@@ -221,7 +223,7 @@ def load_image_patches(
     X = X[random_state.permutation(n_patches)]
     X -= X.mean(axis=1, keepdims=True)
     # By the peak first, so that the squares of the standard deviation neither overflow
-    # (intensities near 1e155) nor underflow (near 1e-160): images may be on any scale.
+    # (intensities near 1e155) nor underflow (near 1e-160).
     X /= np.abs(X).max()
     X /= X.std()
     return X
