@@ -5,6 +5,7 @@ The scripts run as ``python benchmarks/bench_x.py``, which puts this folder on `
 so they import it as ``from _common import ...``.
 """
 
+import argparse
 import ast
 import os
 import platform
@@ -15,20 +16,69 @@ import torch
 from torch import nn
 
 from skvae import GaussianVAE, SparseVAE
-from skvae._families import POSTERIORS
+from skvae._families import POSTERIORS, PRIORS
 from skvae._module import VAEModule
 
 
 def parse_model(model):
     """``(prior, posterior, posterior_params)`` of a model named ``prior/posterior[:value]``,
     as the scripts' ``--models`` take them: ``value`` sets the family's first parameter
-    ("cauchy/thresholded:0.5" is the Cauchy prior with ``{"threshold": 0.5}``)."""
+    ("cauchy/thresholded:0.5" is the Cauchy prior with ``{"threshold": 0.5}``). A name that
+    is not registered, or a value for a family without parameters, raises a ValueError:
+    scripts check their ``--models`` before they train (see :func:`model_list`)."""
     prior, _, posterior = model.partition("/")
     posterior, _, value = posterior.partition(":")
+    if prior not in PRIORS:
+        raise ValueError(f"unknown prior {prior!r} in model {model!r}; known: {', '.join(PRIORS)}")
     if posterior not in POSTERIORS:
-        raise ValueError(f"unknown posterior {posterior!r} in model {model!r}")
+        raise ValueError(
+            f"unknown posterior {posterior!r} in model {model!r}; known: {', '.join(POSTERIORS)}"
+        )
     name = next(iter(POSTERIORS[posterior].params), None)
-    return prior, posterior, ({name: float(value)} if value else None)
+    if value and name is None:
+        raise ValueError(f"the posterior {posterior!r} has no parameter to set in {model!r}")
+    try:
+        params = {name: float(value)} if value else None
+    except ValueError:
+        raise ValueError(f"{value!r} in model {model!r} is not a number") from None
+    return prior, posterior, params
+
+
+def model_list(text):
+    """The argparse type of ``--models``: comma-separated ``prior/posterior[:value]`` names,
+    each checked by :func:`parse_model` (an error before any training, not hours into it)."""
+    models = [model.strip() for model in text.split(",") if model.strip()]
+    for model in models:
+        try:
+            parse_model(model)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return models
+
+
+def positive_int(text):
+    """The argparse type of a count (epochs, rows, seeds): an int of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text):
+    """The argparse type of a seed or of an optional count (0: none): an int of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def warm_up():
+    """Fit a tiny model once, untimed: the first fit of a process pays about a second of
+    torch's start-up (its kernels and allocator), which would otherwise land in the first
+    timed row."""
+    X = torch.rand(64, 8, generator=torch.Generator().manual_seed(0)).numpy()
+    GaussianVAE(2, hidden_layer_sizes=(8,), max_iter=1, tol=None, random_state=0).fit(X)
+    SparseVAE(2, hidden_layer_sizes=(8,), max_iter=1, tol=None, random_state=0).fit(X)
 
 
 def vae_param(text):
@@ -144,7 +194,7 @@ def add_prior_mixture_arguments(parser):
     :func:`prior_mixture_seams`."""
     parser.add_argument(
         "--prior-mixture",
-        type=int,
+        type=non_negative_int,
         default=0,
         metavar="K",
         help="give every SparseVAE a learned mixture of K products of its prior (0: none)",
@@ -268,12 +318,16 @@ def add_kl_warmup_argument(parser, *, several=False):
     default = GaussianVAE().kl_warmup_epochs
     if several:
         parser.add_argument(
-            "--kl-warmup-epochs", type=int, nargs="+", default=[default], help="one row for each"
+            "--kl-warmup-epochs",
+            type=non_negative_int,
+            nargs="+",
+            default=[default],
+            help="one row for each",
         )
     else:
         parser.add_argument(
             "--kl-warmup-epochs",
-            type=int,
+            type=non_negative_int,
             default=default,
             help="the VAEs' kl_warmup_epochs (default: the estimators' default)",
         )

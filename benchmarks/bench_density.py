@@ -38,7 +38,8 @@ from contextlib import redirect_stderr, redirect_stdout
 import numpy as np
 import torch
 from _common import (
-    print_environment,
+    non_negative_int,
+    positive_int,
     print_settings,
     print_table,
     pythae_encoder_decoder,
@@ -158,22 +159,21 @@ def pythae_log_likelihood(model, X, n_samples, seed, chunk=500):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--n-train", type=int, default=60000)
-    parser.add_argument("--n-test", type=int, default=500)
-    parser.add_argument("--importance-samples", type=int, default=5000)
-    parser.add_argument("--k", type=int, default=5, help="samples of the IWAE bound")
-    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--epochs", type=positive_int, default=10)
+    parser.add_argument("--n-train", type=positive_int, default=60000)
+    parser.add_argument("--n-test", type=positive_int, default=500)
+    parser.add_argument("--importance-samples", type=positive_int, default=5000)
+    parser.add_argument("--k", type=positive_int, default=5, help="samples of the IWAE bound")
+    parser.add_argument("--batch-size", type=positive_int, default=100)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--no-pythae", action="store_true")
     parser.add_argument("--quick", action="store_true", help="2000 digits, 1 epoch, K=100")
     args = parser.parse_args()
     if args.quick:
         args.epochs, args.n_train, args.n_test, args.importance_samples = 1, 2000, 200, 100
     set_default_mnist_dir()
-    print_settings(args)
-    print_environment()
+    print_settings(args)  # with the environment
     X_train, _ = load_mnist(subset="train")
     X_test, _ = load_mnist(subset="test")
     X_train = np.ascontiguousarray(X_train[: args.n_train], dtype=np.float32)

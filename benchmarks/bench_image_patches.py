@@ -10,8 +10,8 @@ how many of them a 2-D Gabor fits with R² >= 0.7 (:func:`skvae.diagnostics.gabo
 number of epochs run and the fit time.
 
 ``--gabor`` runs the comparison of issue 16 instead: linear decoders only, the models of
-``--models`` (by default SparseVAE with the Cauchy and the Laplace prior, with the
-thresholded and the spike-and-slab posterior, and GaussianVAE) against FastICA and
+``--models`` (by default SparseVAE with the Cauchy and the Laplace prior, each with the
+thresholded, the spike-and-slab and the normal posterior, and GaussianVAE) against FastICA and
 MiniBatchDictionaryLearning with as many components, ranked by their Gabor-like filters.
 
 Usage::
@@ -46,7 +46,9 @@ from _common import (
     add_prior_mixture_arguments,
     add_vae_param_argument,
     make_vae,
+    non_negative_int,
     parse_model,
+    positive_int,
     print_settings,
     print_table,
     prior_mixture_seams,
@@ -99,13 +101,16 @@ GABOR_R2 = 0.7
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n-train", type=int, default=20000, help="training patches")
-    parser.add_argument("--n-test", type=int, default=5000, help="test patches")
+    parser.add_argument("--n-train", type=positive_int, default=20000, help="training patches")
+    parser.add_argument("--n-test", type=positive_int, default=5000, help="test patches")
     parser.add_argument(
-        "--epochs", type=int, default=100, help="most epochs of every VAE (the cap of max_iter)"
+        "--epochs",
+        type=positive_int,
+        default=100,
+        help="most epochs of every VAE (the cap of max_iter)",
     )
-    parser.add_argument("--patch-size", type=int, default=12, help="side of the patches")
-    parser.add_argument("--n-components", type=int, default=25, help="latent dimensions")
+    parser.add_argument("--patch-size", type=positive_int, default=12, help="side of the patches")
+    parser.add_argument("--n-components", type=positive_int, default=25, help="latent dimensions")
     parser.add_argument(
         "--hidden",
         default="500,500",
@@ -156,7 +161,9 @@ def parse_args():
         default=1.0,
         help="with --gabor: alpha of MiniBatchDictionaryLearning (its L1 penalty)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the patches and the VAEs")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the patches and the VAEs"
+    )
     add_vae_param_argument(
         parser, "with --gabor: set a VAE parameter for every model, e.g. n_importance_samples=5"
     )
@@ -170,6 +177,8 @@ def parse_args():
     args.hidden = tuple(int(width) for width in args.hidden.split(","))
     args.priors = args.priors.split(",")
     args.decoders = args.decoders.split(",")
+    if not args.gabor and (args.vae_param or args.prior_mixture):
+        parser.error("--vae-param and --prior-mixture apply to the --gabor table; add --gabor")
     args.models = args.models.split(",")
     unknown = set(args.priors) - set(PRIOR_NAMES) | set(args.decoders) - {"mlp", "linear"}
     for model in set(args.models) - set(BASELINES):

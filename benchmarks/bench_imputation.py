@@ -32,7 +32,7 @@ import warnings
 
 import numpy as np
 import torch
-from _common import make_vae, print_environment, print_settings, print_table
+from _common import make_vae, positive_int, print_environment, print_settings, print_table
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401
@@ -204,14 +204,14 @@ def scale_rows(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=positive_int, default=3)
     parser.add_argument(
         "--epochs",
-        type=int,
+        type=positive_int,
         default=_miwae_model().max_iter,
         help="budget of VAEImputer()'s model",
     )
-    parser.add_argument("--scale-epochs", type=int, default=50, help="table 3's budget")
+    parser.add_argument("--scale-epochs", type=positive_int, default=50, help="table 3's budget")
     parser.add_argument("--quick", action="store_true", help="one seed, few epochs")
     parser.add_argument(
         "--ablation",

@@ -23,10 +23,12 @@ import numpy as np
 from _common import (
     add_kl_warmup_argument,
     make_vae,
+    positive_int,
     print_settings,
     print_table,
     set_default_mnist_dir,
     timed,
+    warm_up,
 )
 from sklearn.decomposition import PCA, FactorAnalysis
 from sklearn.linear_model import LogisticRegression
@@ -43,33 +45,35 @@ PRIOR_NAMES = {"normal": "Gaussian prior", "cauchy": "Cauchy prior", "laplace": 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n-train", type=int, default=60000, help="training digits")
+    parser.add_argument("--n-train", type=positive_int, default=60000, help="training digits")
     parser.add_argument(
         "--n-test",
-        type=int,
+        type=positive_int,
         default=10000,
         help="test digits of the prior comparison (the features are scored on all 10000)",
     )
-    parser.add_argument("--epochs", type=int, default=50, help="epochs of every VAE")
+    parser.add_argument("--epochs", type=positive_int, default=50, help="epochs of every VAE")
     parser.add_argument(
         "--importance-samples",
-        type=int,
+        type=positive_int,
         default=1000,
         help="importance samples per test digit for the log-likelihood estimate",
     )
     parser.add_argument(
         "--n-components",
-        type=int,
+        type=positive_int,
         default=50,
         help="latent dimensions in the first experiment (Burda et al. use 50)",
     )
     parser.add_argument(
         "--n-features",
-        type=int,
+        type=positive_int,
         default=32,
         help="size of the codes of every method in the second experiment",
     )
-    parser.add_argument("--seeds", type=int, default=1, help="repetitions with seeds 0, 1, ...")
+    parser.add_argument(
+        "--seeds", type=positive_int, default=1, help="repetitions with seeds 0, 1, ..."
+    )
     add_kl_warmup_argument(parser)
     parser.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files")
     parser.add_argument(
@@ -185,6 +189,7 @@ def main():
 
     X_train, y_train = load_mnist(subset="train", data_dir=args.data_dir)
     X_test, y_test = load_mnist(subset="test", data_dir=args.data_dir)
+    warm_up()
     prior_runs, feature_runs = [], []
     for seed in range(args.seeds):
         rows = np.random.default_rng(seed).permutation(len(X_train))[: args.n_train]
@@ -193,7 +198,8 @@ def main():
             feature_comparison(X_train[rows], y_train[rows], X_test, y_test, args, seed)
         )
 
-    print(f"\nPriors ({args.n_components} latent dimensions), on {args.n_test} test digits:")
+    n_test = len(X_test[: args.n_test])  # MNIST has 10,000
+    print(f"\nPriors ({args.n_components} latent dimensions), on {n_test} test digits:")
     print_summary(prior_runs, "model")
     print(f"\nCodes of {args.n_features} dimensions as features, on {len(X_test)} test digits:")
     print_summary(feature_runs, "features")

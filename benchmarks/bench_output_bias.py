@@ -26,6 +26,8 @@ from _common import (
     ScoredEachEpoch,
     add_kl_warmup_argument,
     make_vae,
+    non_negative_int,
+    positive_int,
     print_environment,
     print_table,
     set_default_mnist_dir,
@@ -86,10 +88,13 @@ def _first_epoch_above(scores, target):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--seeds", type=int, default=1, help="how many seeds")
+    parser.add_argument("--epochs", type=positive_int, default=20)
+    parser.add_argument("--seeds", type=positive_int, default=1, help="how many seeds")
     parser.add_argument(
-        "--first-seed", type=int, default=0, help="seeds first-seed, first-seed + 1, ..."
+        "--first-seed",
+        type=non_negative_int,
+        default=0,
+        help="seeds first-seed, first-seed + 1, ...",
     )
     parser.add_argument(
         "--prior", choices=["normal", "cauchy"], help="only this prior (two runs in parallel)"
@@ -99,7 +104,7 @@ def main():
         "--start", choices=list(STARTS), help="only this start of the bias (its clamp)"
     )
     add_kl_warmup_argument(parser, several=True)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--target", type=float, default=100.0, help="negative ELBO (nats)")
     parser.add_argument("--quick", action="store_true", help="2,000 digits, 2 epochs")

@@ -24,7 +24,7 @@ import argparse
 import time
 import warnings
 
-from _common import print_settings, print_table
+from _common import non_negative_int, print_settings, print_table
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -51,9 +51,16 @@ BUDGETS = {
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=list(MODELS),
+        choices=MODELS,
+        metavar="MODEL",
+        help=f"any of: {', '.join(repr(model) for model in MODELS)} (quote them in a shell)",
+    )
     parser.add_argument("--quick", action="store_true", help="one seed, wine, 20 epochs")
     args = parser.parse_args()
     if args.quick:
@@ -86,12 +93,13 @@ def main():
     args = parse_args()
     start = time.perf_counter()
     print_settings(args)
+    capped = " (--quick: 20 epochs)" if args.quick else ""  # every budget's max_iter
     headers = [
         "data",
         "seed",
         "model",
-        *(f"held-out ELBO (epochs), {name}" for name in BUDGETS),
-        "train ELBO, max_iter=1000",
+        *(f"held-out ELBO (epochs), {name}{capped}" for name in BUDGETS),
+        f"train ELBO, max_iter=1000{capped}",
         "zeros %",
     ]
     rows = (

@@ -28,10 +28,12 @@ from _common import (
     add_kl_warmup_argument,
     add_prior_mixture_arguments,
     add_vae_param_argument,
+    positive_int,
     print_environment,
     print_table,
     prior_mixture_seams,
     timed,
+    warm_up,
 )
 from sklearn.decomposition import PCA, DictionaryLearning, FastICA
 from sklearn.preprocessing import StandardScaler
@@ -256,8 +258,12 @@ def mixing_list(text):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2,000 rows and 2 seeds")
-    parser.add_argument("--n-samples", type=int, help="rows per data set (default 10,000)")
-    parser.add_argument("--seeds", type=int, help="number of seeds, 0, 1, ... (default 5)")
+    parser.add_argument(
+        "--n-samples", type=positive_int, help="rows per data set (default 10,000)"
+    )
+    parser.add_argument(
+        "--seeds", type=positive_int, help="number of seeds, 0, 1, ... (default 5)"
+    )
     add_kl_warmup_argument(parser)
     parser.add_argument(
         "--sparse-posteriors",
@@ -297,6 +303,16 @@ def main():
     args = parser.parse_args()
     SPARSE_POSTERIORS["thresholded"] = {"threshold": args.threshold}
     vae_overrides = dict(args.vae_param)
+    if args.method:  # a name the table does not have would run nothing, without a word
+        known = make_models(
+            args.mixing[0], 0, args.kl_warmup_epochs, args.sparse_posteriors, args.architecture
+        )
+        unknown = [name for name in args.method if name not in known]
+        if unknown:
+            parser.error(
+                f"--method {unknown[0]!r} is not a method of this run; its methods: "
+                f"{', '.join(known)} (the sparse posteriors' need --sparse-posteriors)"
+            )
     n_samples = args.n_samples or (2000 if args.quick else 10_000)
     seeds = range(args.seeds or (2 if args.quick else 5))
 
@@ -316,6 +332,7 @@ def main():
         f"DictionaryLearning(alpha={DICTIONARY_ALPHA}, fit_algorithm='cd')"
     )
     print_environment()
+    warm_up()
     start = time.perf_counter()
     results = measure(
         n_samples,

@@ -191,3 +191,41 @@ def test_the_small_tables_benchmark_runs(benchmarks, capsys, monkeypatch):
             score, epochs = cell.split()
             assert np.isfinite(float(score)) and 1 <= int(epochs.strip("()")) <= 20
     assert float(cells["GaussianVAE()"][-1]) == 0.0 < float(cells["SparseVAE()"][-1])
+
+
+def test_the_benchmarks_check_their_arguments_before_they_train(benchmarks, monkeypatch, capsys):
+    # A misspelt model failed hours into a full-size run, 0 epochs or seeds ended in an
+    # IndexError or NotFittedError, and a counted option of 0 meant "use the default".
+    import bench_heavy_tails
+    import bench_performance
+    import bench_sparse_codes
+    from _common import model_list, parse_model, positive_int
+
+    assert parse_model("laplace/thresholded:0.5") == ("laplace", "thresholded", {"threshold": 0.5})
+    for model, message in [
+        ("laplace/threshold", "unknown posterior 'threshold'"),
+        ("lapalce/normal", "unknown prior 'lapalce'"),
+        ("laplace/normal:0.5", "has no parameter to set"),
+        ("laplace/thresholded:half", "is not a number"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            parse_model(model)
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            model_list(f"normal/normal,{model}")
+    with pytest.raises(argparse.ArgumentTypeError, match="at least 1, got 0"):
+        positive_int("0")
+    for script, argv, message in [
+        (
+            bench_sparse_codes.parse_args,
+            ["--models", "normal/normal,laplace/threshold"],
+            "unknown",
+        ),
+        (bench_heavy_tails.main, ["--epochs", "0"], "at least 1"),
+        (bench_heavy_tails.main, ["--seeds", "0"], "at least 1"),
+        (bench_performance.main, ["--n-rows", "0"], "at least 1"),
+        (bench_performance.main, ["--only", "cuda-memory"], "pass --device cuda"),
+    ]:
+        monkeypatch.setattr("sys.argv", ["bench.py", *argv])
+        with pytest.raises(SystemExit):
+            script()
+        assert message in capsys.readouterr().err
