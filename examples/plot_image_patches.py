@@ -229,7 +229,7 @@ plt.show()
 # At the default size, the heavy-tailed priors give somewhat sparser codes with either
 # decoder. Their MLP decoders also have the more regular filters: horizontal and vertical
 # bars and edges and diagonal gratings, where most filters of the Gaussian prior's MLP are
-# noisy mixtures; they leave 3 of the 25 dimensions unused. Yet the Gaussian MLP has the best
+# noisy mixtures; they leave 3 or 4 of the 25 dimensions unused. Yet the Gaussian MLP has the best
 # test ELBO of all six models. With linear decoders the heavy-tailed priors have the better
 # ELBO, but after 30 epochs the filters of all three priors are much alike: noisy mixtures
 # of gratings.
@@ -302,7 +302,7 @@ plt.show()
 
 # %%
 # At the default size FastICA has 21 Gabor-like filters of 25 (median R² 0.94). The Laplace
-# prior has 14 with ``beta=1`` (median R² 0.73) and 18 with ``beta=2`` (0.90), for 3.9 nats
+# prior has 13 with ``beta=1`` (median R² 0.72) and 19 with ``beta=2`` (0.90), for 3.8 nats
 # of test ELBO. At the size of ``benchmarks/bench_image_patches.py --gabor`` (20,000 patches
 # of ten photographs, three seeds) ``beta=2`` takes SparseVAE's defaults, thresholded codes
 # included, from 13 to 17 Gabor-like filters to 19 to 22 for less than one nat, and the
