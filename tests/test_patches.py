@@ -88,7 +88,7 @@ def test_intensity_scale_and_colour_of_grey_images_do_not_matter(cifar_like):
 @pytest.mark.parametrize("whiten", [True, False])
 @pytest.mark.parametrize("scale", [1e155, 1e-165, 1e300, 1e-300])
 def test_extreme_intensity_scales_give_the_same_patches(whiten, scale):
-    # The squares in X.std() overflowed (all patches 0) or underflowed (NaN) beyond about
+    # The squares in X.std() overflowed (all patches 0) or underflowed (infinities) beyond about
     # 1e154 and 1e-160, without an error.
     image = np.random.RandomState(0).rand(20, 20)
     expected = load_image_patches(
