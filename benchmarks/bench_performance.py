@@ -760,7 +760,9 @@ def main():
         [args.only] if args.only else [n for n, (kinds, _) in SECTIONS.items() if kind in kinds]
     )
     rows = (table_row(*row) for name in names for row in SECTIONS[name][1](run))
-    print_table(["what", "median (s)", "ratio", "ratio to tuned hand loop"], rows)
+    print_table(
+        ["what", "median (s, or MB where it says)", "ratio", "ratio to tuned hand loop"], rows
+    )
 
 
 if __name__ == "__main__":

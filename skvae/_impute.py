@@ -188,7 +188,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             estimator._column_names = getattr(self, "feature_names_in_", None)
             try:
                 self.estimator_ = estimator.fit(X[observed_rows])
-            except (ValueError, TypeError) as error:
+            except (ValueError, TypeError, MemoryError) as error:
                 # Its errors name the model, which the user of VAEImputer() never built:
                 # say whose it is, as its ConvergenceWarning does.
                 owner = f"VAEImputer's estimator, {type(estimator).__name__}: "

@@ -315,12 +315,15 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         # gradients, and under inference_mode() restoring the optimizer after an error made
         # its state inference tensors that the next step could not update.
         method = "partial_fit" if incremental else "fit"
-        fix = (
-            "pass fewer rows per call, or lower batch_size or n_importance_samples"
-            if continued
-            else "lower batch_size, hidden_layer_sizes or n_importance_samples, or train on "
-            "chunks of the rows with partial_fit"
-        )
+        if continued:
+            fix = "pass fewer rows per call, or lower batch_size or n_importance_samples"
+        elif getattr(self, "_fitted_for", None):  # a VAEImputer's model: no partial_fit there
+            fix = "lower its batch_size, hidden_layer_sizes or n_importance_samples"
+        else:
+            fix = (
+                "lower batch_size, hidden_layer_sizes or n_importance_samples, or train on "
+                "chunks of the rows with partial_fit"
+            )
         with (
             torch.inference_mode(False),
             torch.enable_grad(),
@@ -333,6 +336,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             )
             check_float32_value(self.beta, "beta")  # the KL weight is a float32 tensor
             X = check_data(self, X, reset=not continued, training=True)
+            if self.early_stopping and not incremental:
+                self._check_validation_rows(X.shape[0])  # before a warning about one row
             X_all = training_data(X, device)
             if continued:
                 self._move_to(device)
@@ -399,9 +404,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             # Loading the state casts the optimizer's moments onto the parameters' device.
             self._optimizer.load_state_dict(self._optimizer.state_dict())
 
-    def _validation_split(self, X, device):
-        """Training and validation rows for ``early_stopping``, each as held during fit."""
-        n_rows = X.shape[0]
+    def _check_validation_rows(self, n_rows):
+        """Refuse an ``early_stopping`` split that leaves no row to train on."""
         n_val = math.ceil(self.validation_fraction * n_rows)  # as train_test_split counts
         if n_rows - n_val < 1:
             raise ValueError(
@@ -409,6 +413,10 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 f"of the {n_rows} rows, which leaves none to train on; lower "
                 "validation_fraction, pass more rows, or set early_stopping=False."
             )
+
+    def _validation_split(self, X, device):
+        """Training and validation rows for ``early_stopping``, each as held during fit."""
+        self._check_validation_rows(X.shape[0])
         X_train, X_val = train_test_split(
             X, test_size=self.validation_fraction, random_state=self._random_state
         )

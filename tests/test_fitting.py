@@ -211,8 +211,10 @@ def test_early_stopping_without_rows_to_train_on_says_which_parameter(n_rows, fr
     # train_test_split's message named test_size and train_size, which a VAE does not have.
     X = np.random.RandomState(0).normal(size=(n_rows, 3))
     vae = GaussianVAE(**FAST, early_stopping=True, validation_fraction=fraction)
-    with pytest.raises(ValueError, match="leaves none to train on; lower validation_fraction"):
-        vae.fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # refused before "one row" is warned of
+        with pytest.raises(ValueError, match="leaves none to train on; lower validation_fraction"):
+            vae.fit(X)
 
 
 def test_kl_warmup_weights_the_kl_of_the_first_epochs_less(small_digits):

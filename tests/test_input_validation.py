@@ -907,6 +907,12 @@ def test_every_call_turns_allocator_failures_into_a_memory_error(fitted, monkeyp
     assert same_weights(before, weights(model))  # and the fitted model is as it was
     with pytest.raises(MemoryError, match=r"SparseVAE.fit needs more memory.*hidden_layer_sizes"):
         SparseVAE(**FAST).fit(X)
+    # A VAEImputer's model says whose it is, and gives no advice the imputer cannot follow.
+    with pytest.raises(
+        MemoryError, match=r"^VAEImputer's estimator, SparseVAE: .*lower its"
+    ) as caught:
+        VAEImputer(SparseVAE(**FAST)).fit(X)
+    assert "partial_fit" not in str(caught.value)
     monkeypatch.undo()
 
     X_missing = X.copy()
