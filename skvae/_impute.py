@@ -252,8 +252,6 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             f"lower n_importance_samples (now {self.n_importance_samples}), or pass fewer rows "
             "at a time"
         )
-        with allocation_errors(call, fix):
-            noise = fixed_noise(self.n_importance_samples, module.noise_width, device, seed)
         generator = None
         if self.sample_posterior:
             # Resampling and the draws of x_m need uniforms of their own: a generator seeded
@@ -262,6 +260,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             resampling_seed = int(np.random.SeedSequence([seed, 2]).generate_state(1)[0])
             generator = torch.Generator(device=device).manual_seed(resampling_seed)
         with allocation_errors(call, fix):
+            noise = fixed_noise(self.n_importance_samples, module.noise_width, device, seed)
             filled = map_batches(
                 lambda x: module.impute(x, noise, generator),
                 incomplete,

@@ -345,13 +345,10 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 # One row has no spread; a Bernoulli model's encoder reads the data raw.
                 raw = LIKELIHOODS[self.likelihood].encoder_input == "raw"
                 if X.shape[0] == 1 and not raw:
-                    method, start = (
-                        (
-                            "partial_fit",
-                            "Start with a chunk that represents the data, or fit a sample.",
-                        )
+                    start = (
+                        "Start with a chunk that represents the data, or fit a sample."
                         if incremental
-                        else ("fit", "Fit more rows.")
+                        else "Fit more rows."
                     )
                     warnings.warn(
                         f"{type(self).__name__}.{method} builds the model from one row: each "
@@ -415,8 +412,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             )
 
     def _validation_split(self, X, device):
-        """Training and validation rows for ``early_stopping``, each as held during fit."""
-        self._check_validation_rows(X.shape[0])
+        """Training and validation rows for ``early_stopping``, each as held during fit
+        (``_fit`` has checked that rows are left to train on)."""
         X_train, X_val = train_test_split(
             X, test_size=self.validation_fraction, random_state=self._random_state
         )

@@ -311,6 +311,15 @@ def _rounding_off_support(likelihood, found_low, found_high):
     return off and low - slack_low <= found_low and found_high <= high + slack_high
 
 
+def _clip_rounding(values, likelihood, found_low, found_high):
+    """``values`` and their range, clipped into the likelihood's support where they leave
+    it by float32 rounding only (:func:`_rounding_off_support`); else as they are."""
+    if not _rounding_off_support(likelihood, found_low, found_high):
+        return values, found_low, found_high
+    low, high = likelihood.support
+    return np.clip(values, low, high), max(low, found_low), min(high, found_high)
+
+
 def check_values(
     values, likelihood, estimator_name, *, support="refuse", implicit_zeros=False, far=None
 ):
@@ -338,12 +347,8 @@ def check_values(
     # (MinMaxScaler's 1 + 2.2e-16 is 1). NaN compares False.
     with np.errstate(over="ignore"):
         found_low, found_high = np.float32(found_low), np.float32(found_high)
-    if support != "ignore" and _rounding_off_support(likelihood, found_low, found_high):
-        values, found_low, found_high = (
-            np.clip(values, low, high),
-            max(low, found_low),
-            min(high, found_high),
-        )
+    if support != "ignore":  # the encoder needs no support: no copy for transform
+        values, found_low, found_high = _clip_rounding(values, likelihood, found_low, found_high)
     in_range = max(low, -largest) <= found_low and found_high <= min(high, largest)
     if in_range and (not likelihood.integer_valued or support == "ignore"):
         if far is not None:
@@ -359,9 +364,7 @@ def check_values(
     found_low, found_high = np.nanmin(values, initial=np.inf), np.nanmax(values, initial=-np.inf)
     if implicit_zeros:  # the values stored by a sparse matrix that also holds zeros
         found_low, found_high = min(found_low, 0.0), max(found_high, 0.0)
-    if _rounding_off_support(likelihood, found_low, found_high):
-        values = np.clip(values, low, high)
-        found_low, found_high = max(low, found_low), min(high, found_high)
+    values, found_low, found_high = _clip_rounding(values, likelihood, found_low, found_high)
     found = found_low, found_high
     clip = support == "clip" and (np.float32(found_low) < low or np.float32(found_high) > high)
     if clip:
